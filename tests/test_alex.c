@@ -1322,13 +1322,16 @@ static void run_shape_c(void)
 
 static void run_shape_d(void)
 {
-	alex_config small = cfg_small();
+	alex_config small = cfg_small(), medium = cfg_medium();
 
 	test_shape_d(DS_UNIFORM, 2000000, NULL, "default", false);
 	test_shape_d(DS_LOGNORMAL, 100000, &small, "small", true);
 	test_shape_d(DS_DEVICE, 100000, &small, "small", true);
 	test_shape_d(DS_TIMESTAMPS, 100000, &small, "small", true);
 	test_shape_d(DS_CLUSTERS, 100000, &small, "small", true);
+	/* Wider internal nodes leave room to double them (inner expansions). */
+	test_shape_d(DS_DEVICE, 200000, &medium, "medium", true);
+	test_shape_d(DS_TIMESTAMPS, 200000, &medium, "medium", true);
 }
 
 static void run_shape_f(void)
