@@ -78,6 +78,9 @@
 #define D_MAX 0.8
 #define D_INIT 0.7
 #define D_MIN 0.3
+#ifndef D_EXPAND
+#define D_EXPAND 0.66
+#endif
 /* A leaf whose inserts mostly land past its last key (timestamps) is
  * rebuilt with its keys packed at D_APPEND and APPEND_ROOM * n free slots
  * after them, so appends neither shift nor force a rebuild per key. */
@@ -95,6 +98,7 @@
  * than after DRIFT_MIN_INSERTS (each one costs as much as hundreds of
  * ordinary inserts). */
 #define LONG_SHIFT 256
+#define SEARCH_SPLIT 4.0
 #define LONG_SHIFT_TRIGGER 4
 /* Fit quality: a slot group may be one leaf while the RMSE of its rank
  * predictions stays within max(RMSE_FLOOR, RMSE_SQRT * sqrt(n)); merging two
@@ -434,7 +438,13 @@ static int leaf_cost_drifted(const struct alex_leaf *l)
 {
 	if (leaf_shifts_catastrophic(l))
 		return 1;
-	if (l->n_ins < DRIFT_MIN_INSERTS || l->n_ins * 4 < l->nkeys)
+	/* Absolute bound: inserts that land, on average, more than about
+	 * 2^SEARCH_SPLIT slots from the prediction mean the linear model does
+	 * not fit the keys (clusters such as one run per device), whatever the
+	 * build expected; narrower leaves fit better. */
+	if (l->n_ins >= DRIFT_MIN_INSERTS / 2 && l->sum_search > SEARCH_SPLIT * l->n_ins)
+		return 1;
+	if (l->n_ins < DRIFT_MIN_INSERTS || (uint64_t)l->n_ins * 4 < l->nkeys)
 		return 0;
 	double emp = cost_of(l->sum_search / l->n_ins, l->sum_shift / l->n_ins);
 	double exp = cost_of(l->exp_search, l->exp_shift);
@@ -600,6 +610,18 @@ static void append_shape(const alex_tree *t, size_t n, uint32_t *cap, uint32_t *
 		sp = c;
 	*cap = c < MIN_CAP ? MIN_CAP : (uint32_t)c;
 	*spread = (uint32_t)sp;
+}
+
+/* Capacity when a full leaf grows: lower density than a fresh build, so
+ * the next expansion is further away (each one copies the whole leaf). */
+static uint32_t cap_for_expand(const alex_tree *t, size_t n)
+{
+	double c = (double)n / D_EXPAND + 1;
+	if (c < MIN_CAP)
+		c = MIN_CAP;
+	if (c > t->cfg.max_leaf_slots)
+		c = t->cfg.max_leaf_slots;
+	return (uint32_t)c;
 }
 
 static uint32_t cap_for(const alex_tree *t, size_t n)
@@ -1238,7 +1260,9 @@ static void relink(alex_tree *t, struct alex_leaf *ofirst, struct alex_leaf *ola
 static int leaf_replace(alex_tree *t, const struct path *p, struct alex_leaf *l,
 			const struct kv_src *src, size_t m, uint32_t cap, uint32_t spread)
 {
-	struct alex_leaf *nl = leaf_build(t, src, m, cap, spread, p->depth == 0, NULL);
+	/* One pass of sums instead of fit_rank_model's two. */
+	struct fitstat f = fit_of_src(src, m);
+	struct alex_leaf *nl = leaf_build(t, src, m, cap, spread, p->depth == 0, &f);
 	if (!nl)
 		return -ENOMEM;
 	nl->hdr.span_bits = l->hdr.span_bits;
@@ -1394,7 +1418,7 @@ static int leaf_restructure(alex_tree *t, struct path *p, struct alex_leaf *l, i
 	if (!must_split && !leaf_cost_drifted(l)) {
 		m = leaf_gather(l, t->scratch);
 		struct kv_src src = src_of_slots(t->scratch);
-		uint32_t cap = cap_for(t, m), spread = 0;
+		uint32_t cap = cap_for_expand(t, m), spread = 0;
 		if (tail_full || (l->n_ins > 0 && 2 * (uint64_t)l->n_append >= l->n_ins))
 			append_shape(t, m, &cap, &spread);
 		rc = leaf_replace(t, p, l, &src, m, cap, spread);
@@ -1699,6 +1723,41 @@ static size_t merge_into_scratch(alex_tree *t, const struct alex_leaf *l, const 
 	return m;
 }
 
+/*
+ * Software pipelining for batches: a random batch touches a different
+ * cold leaf per op, and each op's leaf header and predicted slot are two
+ * dependent cache misses.  While op i is applied, op i + PF_FAR has its
+ * leaf header prefetched and op i + PF_NEAR (whose header arrived
+ * meanwhile) its predicted slot, so the misses of several ops overlap.
+ * Only reads of the current, consistent tree; prefetches never fault.
+ */
+#ifndef PF_FAR
+#define PF_FAR 16
+#endif
+#ifndef PF_NEAR
+#define PF_NEAR 8
+#endif
+
+static inline void prefetch_leaf(const alex_tree *t, uint64_t key)
+{
+	if (!in_domain(t, key) || t->root->type != NODE_INNER)
+		return;
+	/* Only the root's child: going further would wait for the very miss
+	 * being prefetched (the child's type decides whether to descend). */
+	const struct alex_inner *in = (const struct alex_inner *)t->root;
+	__builtin_prefetch(in->child[(key >> in->shift) & in->mask], 0, 3);
+}
+
+static inline void prefetch_slot(const alex_tree *t, uint64_t key)
+{
+	if (!in_domain(t, key))
+		return;
+	const struct alex_leaf *l = descend(t, key);
+	if (l->used_end == 0)
+		return;
+	__builtin_prefetch(&l->slots[leaf_predict(l, key, l->used_end)], 1, 3);
+}
+
 int alex_apply_batch(alex_tree *t, const alex_op *ops, size_t n, alex_batch_result *res)
 {
 	alex_batch_result r = { 0, 0, 0, 0 };
@@ -1708,8 +1767,12 @@ int alex_apply_batch(alex_tree *t, const alex_op *ops, size_t n, alex_batch_resu
 			return -EINVAL;
 	int rc = 0;
 	struct path p;
-	size_t i = 0;
+	size_t i = 0, pf_far = 0, pf_near = 0;
 	while (i < n) {
+		for (; pf_far < n && pf_far < i + PF_FAR; pf_far++)
+			prefetch_leaf(t, ops[pf_far].key);
+		for (; pf_near < n && pf_near < i + PF_NEAR; pf_near++)
+			prefetch_slot(t, ops[pf_near].key);
 		uint64_t key = ops[i].key;
 		if (!in_domain(t, key)) {
 			if (ops[i].kind == ALEX_OP_DEL) {
@@ -1756,7 +1819,7 @@ int alex_apply_batch(alex_tree *t, const alex_op *ops, size_t n, alex_batch_resu
 			size_t m = merge_into_scratch(t, l, ops + i, j - i, &r2);
 			struct kv_src src = src_of_slots(t->scratch);
 			uint64_t before = l->nkeys;
-			uint32_t cap = cap_for(t, m), spread = 0;
+			uint32_t cap = cap_for_expand(t, m), spread = 0;
 			if (2 * beyond >= puts && puts > 0)
 				append_shape(t, m, &cap, &spread);
 			rc = leaf_replace(t, &p, l, &src, m, cap, spread);
