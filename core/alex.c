@@ -84,8 +84,8 @@
 /* A leaf whose inserts mostly land past its last key (timestamps) is
  * rebuilt with its keys packed at D_APPEND and APPEND_ROOM * n free slots
  * after them, so appends neither shift nor force a rebuild per key. */
-#define D_APPEND 0.75
-#define APPEND_ROOM 0.5
+#define D_APPEND 0.8
+#define APPEND_ROOM 0.25
 #define MIN_CAP 16u
 /* Cost weights of the paper: an exponential-search step costs ~40 shifts. */
 #define W_SEARCH 20.0
@@ -389,15 +389,16 @@ static inline int leaf_is_gap(const struct alex_leaf *l, uint32_t i)
 	return i + 1 < l->used_end && l->slots[i].key == l->slots[i + 1].key;
 }
 
-/* Record an insert's cost (writer only).  ub was its upper bound before
- * the insert, dist the search distance, shifts the slots it moved. */
-static inline void leaf_count_insert(struct alex_leaf *l, uint32_t ub, uint32_t dist,
+/* Record an insert's cost (writer only): append tells whether the key
+ * went past the last one, dist is the search distance, shifts the slots
+ * it moved. */
+static inline void leaf_count_insert(struct alex_leaf *l, int append, uint32_t dist,
 				     uint32_t shifts)
 {
 	if (l->n_ins == UINT32_MAX)
 		return;
 	l->n_ins++;
-	l->n_append += ub == l->used_end;
+	l->n_append += append;
 	l->n_long += shifts > LONG_SHIFT;
 	l->sum_search += (double)bitlen64(dist);
 	l->sum_shift += shifts;
@@ -612,11 +613,10 @@ static void append_shape(const alex_tree *t, size_t n, uint32_t *cap, uint32_t *
 	*spread = (uint32_t)sp;
 }
 
-/* Capacity when a full leaf grows: lower density than a fresh build, so
- * the next expansion is further away (each one copies the whole leaf). */
-static uint32_t cap_for_expand(const alex_tree *t, size_t n)
+/* Capacity for n keys at density d, within [MIN_CAP, max_leaf_slots]. */
+static uint32_t cap_at(const alex_tree *t, size_t n, double d)
 {
-	double c = (double)n / D_EXPAND + 1;
+	double c = (double)n / d + 1;
 	if (c < MIN_CAP)
 		c = MIN_CAP;
 	if (c > t->cfg.max_leaf_slots)
@@ -624,14 +624,17 @@ static uint32_t cap_for_expand(const alex_tree *t, size_t n)
 	return (uint32_t)c;
 }
 
+/* A freshly built leaf. */
 static uint32_t cap_for(const alex_tree *t, size_t n)
 {
-	double c = (double)n / D_INIT + 1;
-	if (c < MIN_CAP)
-		c = MIN_CAP;
-	if (c > t->cfg.max_leaf_slots)
-		c = t->cfg.max_leaf_slots;
-	return (uint32_t)c;
+	return cap_at(t, n, D_INIT);
+}
+
+/* A full leaf that grows: lower density than a fresh build, so the next
+ * expansion is further away (each one copies the whole leaf). */
+static uint32_t cap_for_expand(const alex_tree *t, size_t n)
+{
+	return cap_at(t, n, D_EXPAND);
 }
 
 /* Copy the real slots of a leaf into dst; returns the count. */
@@ -1458,7 +1461,10 @@ static int leaf_restructure(alex_tree *t, struct path *p, struct alex_leaf *l, i
 	unsigned bits;
 	child_domain(p, span, &lo, &bits);
 	int sep = (int)bits - bitlen64(s[0].key ^ s[m - 1].key) + 1;
-	if (sep > (int)t->cfg.max_fanout_bits && !must_split) {
+	/* A node of 2^sep slots for m keys must not cost more memory than the
+	 * keys themselves (keys in a corner of the domain need many slots). */
+	int affordable = ceil_log2(m) > 1 ? ceil_log2(m) : 1;
+	if ((sep > (int)t->cfg.max_fanout_bits || sep > affordable) && !must_split) {
 		/* Cannot separate the keys in one level and the leaf may still
 		 * grow: a split would only deepen the tree, so expand. */
 		struct kv_src src = src_of_slots(t->scratch);
@@ -1607,7 +1613,9 @@ int alex_insert(alex_tree *t, uint64_t key, uint64_t payload)
 				return rc;
 			continue;
 		}
-		leaf_count_insert(l, ub, dist, leaf_insert_at(l, key, payload, ub));
+		int append = ub == l->used_end;
+		uint32_t shifts = leaf_insert_at(l, key, payload, ub);
+		leaf_count_insert(l, append, dist, shifts);
 		t->nkeys++;
 		return 1;
 	}
@@ -1664,7 +1672,9 @@ static void batch_apply_leaf(alex_tree *t, struct alex_leaf *l, const alex_op *o
 			l->slots[ub - 1].payload = o->payload;
 			r->updated++;
 		} else {
-			leaf_count_insert(l, ub, dist, leaf_insert_at(l, o->key, o->payload, ub));
+			int append = ub == l->used_end;
+			uint32_t shifts = leaf_insert_at(l, o->key, o->payload, ub);
+			leaf_count_insert(l, append, dist, shifts);
 			t->nkeys++;
 			r->inserted++;
 		}
