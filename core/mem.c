@@ -12,6 +12,8 @@
 
 #ifndef OMEN_ASAN
 #include <jemalloc/jemalloc.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #endif
 
 /*
@@ -86,11 +88,52 @@ size_t omem_arena_allocated(unsigned arena)
 #define OMEM_FLAGS(arena) \
 	(MALLOCX_ARENA(arena) | MALLOCX_ALIGN(OMEM_ALIGN) | MALLOCX_TCACHE_NONE)
 
+/*
+ * Huge pages for index memory.  A 10M-key index spans hundreds of MB and
+ * every lookup lands on a random page: with 4 KiB pages nearly every
+ * lookup also misses the TLB.  Our arenas use jemalloc's default extent
+ * hooks except for `alloc`, which asks the kernel for transparent huge
+ * pages on each new mapping (a hint: a no-op when THP is off).  jemalloc
+ * retains and reuses its mappings, so the hook runs rarely and on large
+ * ranges.  The hooks table must outlive every arena: it is static.
+ */
+static extent_hooks_t *default_hooks;
+static extent_hooks_t huge_hooks;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static int hooks_ok;
+
+#define HUGE_PAGE (UINT64_C(2) << 20)
+
+static void *huge_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t alignment,
+			bool *zero, bool *commit, unsigned arena_ind)
+{
+	(void)h;
+	void *p = default_hooks->alloc(default_hooks, new_addr, size, alignment, zero, commit,
+				       arena_ind);
+	if (p && size >= HUGE_PAGE)
+		(void)madvise(p, size, MADV_HUGEPAGE);
+	return p;
+}
+
+static void hooks_init(void)
+{
+	size_t sz = sizeof(default_hooks);
+	if (mallctl("arena.0.extent_hooks", &default_hooks, &sz, NULL, 0) != 0 || !default_hooks)
+		return;
+	huge_hooks = *default_hooks;
+	huge_hooks.alloc = huge_alloc;
+	hooks_ok = 1;
+}
+
 int omem_arena_create(unsigned *arena)
 {
 	unsigned ind;
 	size_t sz = sizeof(ind);
-	if (mallctl("arenas.create", &ind, &sz, NULL, 0) != 0)
+	pthread_once(&hooks_once, hooks_init);
+	extent_hooks_t *hooks = &huge_hooks;
+	int rc = hooks_ok ? mallctl("arenas.create", &ind, &sz, &hooks, sizeof(hooks))
+			  : mallctl("arenas.create", &ind, &sz, NULL, 0);
+	if (rc != 0)
 		return -ENOMEM;
 	*arena = ind;
 	return 0;
