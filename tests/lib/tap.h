@@ -48,6 +48,7 @@ static struct {
 	long failed;    /* checks that failed                              */
 } tap_state = { -1, 0, 0 };
 
+TAP_PRINTF(1, 0)
 static inline void tap_vcomment(const char *fmt, va_list ap)
 {
 	char buf[1024];
@@ -117,6 +118,7 @@ static inline TAP_NORETURN void bail_out(const char *fmt, ...)
 }
 
 /* Record one check; the test number is the count of checks so far. */
+TAP_PRINTF(4, 0)
 static inline int tap_vresult(int pass, const char *file, int line,
 			      const char *fmt, va_list ap)
 {
