@@ -14,6 +14,7 @@
  * division, and the Zipf zeta constant is summed exactly only for the first
  * few thousand terms and closed with Euler-Maclaurin for the tail.
  */
+#include "tests/lib/die.h"
 #include "tests/lib/datasets.h"
 
 #include <math.h>
@@ -32,15 +33,7 @@ static const char *const ds_names[DS_NDIST] = {
 /* Base of the timestamp distributions: 1.7e12 ms is November 2023. */
 #define DS_TS_BASE UINT64_C(1700000000000)
 
-/* A generator that cannot do its job has no caller to return an error to
- * (tests would only report garbage later), so it stops the process here. */
-#define DS_DIE(...)                                                     \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);         \
-		fprintf(stderr, __VA_ARGS__);                           \
-		fputc('\n', stderr);                                    \
-		abort();                                                \
-	} while (0)
+#define DS_DIE(...) TEST_DIE(__VA_ARGS__)
 
 const char *ds_name(enum ds_dist d)
 {

@@ -8,6 +8,7 @@
  * search.  Blocks are split in half when full and dropped when empty; they
  * are never merged, which only costs memory.
  */
+#include "tests/lib/die.h"
 #include "tests/lib/refmap.h"
 
 #include <inttypes.h>
@@ -15,14 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Test code: out of memory or a misused oracle ends the run at once. */
-#define REF_DIE(...)                                                    \
-	do {                                                            \
-		fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);         \
-		fprintf(stderr, __VA_ARGS__);                           \
-		fputc('\n', stderr);                                    \
-		abort();                                                \
-	} while (0)
+#define REF_DIE(...) TEST_DIE(__VA_ARGS__)
 
 static void *xmalloc(size_t n)
 {
