@@ -5,7 +5,7 @@
  *
  * Internal API: not installed, not exported from libomendb.
  *
- * Concurrency contract (this issue): a tree is single-threaded.  Every
+ * Concurrency contract (this version): a tree is single-threaded.  Every
  * function that takes a non-const tree mutates it and must not run
  * concurrently with any other call on the same tree.  Const functions may
  * run concurrently with each other.  All mutation is funnelled through a few
@@ -67,9 +67,8 @@ bool alex_lookup(const alex_tree *t, uint64_t key, uint64_t *payload);
  * key's payload was replaced, -ENOMEM on allocation failure (tree unchanged). */
 int alex_insert(alex_tree *t, uint64_t key, uint64_t payload);
 
-/* Delete.  Returns 1 when the key was present, 0 when absent, -ENOMEM when a
- * node could not be shrunk (the key is then still deleted: never an error that
- * loses the delete). */
+/* Delete.  Returns 1 when the key was present, 0 when absent; never fails
+ * (when a sparse leaf cannot be shrunk for lack of memory it stays large). */
 int alex_delete(alex_tree *t, uint64_t key);
 
 /* One operation of a batch. */
