@@ -78,9 +78,9 @@
 #define D_MAX 0.8
 #define D_INIT 0.7
 #define D_MIN 0.3
-#ifndef D_EXPAND
+/* A full leaf that grows is rebuilt at D_EXPAND, below D_INIT, so the next
+ * expansion (a copy of the whole leaf) is further away. */
 #define D_EXPAND 0.66
-#endif
 /* A leaf whose inserts mostly land past its last key (timestamps) is
  * rebuilt with its keys packed at D_APPEND and APPEND_ROOM * n free slots
  * after them, so appends neither shift nor force a rebuild per key. */
@@ -98,8 +98,10 @@
  * than after DRIFT_MIN_INSERTS (each one costs as much as hundreds of
  * ordinary inserts). */
 #define LONG_SHIFT 256
-#define SEARCH_SPLIT 4.0
 #define LONG_SHIFT_TRIGGER 4
+/* A leaf whose inserts land on average more than ~2^SEARCH_SPLIT slots
+ * from the prediction does not fit its keys: split it. */
+#define SEARCH_SPLIT 4.0
 /* Fit quality: a slot group may be one leaf while the RMSE of its rank
  * predictions stays within max(RMSE_FLOOR, RMSE_SQRT * sqrt(n)); merging two
  * groups may also raise the RMSE by at most RMSE_MERGE times. */
@@ -389,20 +391,6 @@ static inline int leaf_is_gap(const struct alex_leaf *l, uint32_t i)
 	return i + 1 < l->used_end && l->slots[i].key == l->slots[i + 1].key;
 }
 
-/* Record an insert's cost (writer only): append tells whether the key
- * went past the last one, dist is the search distance, shifts the slots
- * it moved. */
-static inline void leaf_count_insert(struct alex_leaf *l, int append, uint32_t dist,
-				     uint32_t shifts)
-{
-	if (l->n_ins == UINT32_MAX)
-		return;
-	l->n_ins++;
-	l->n_append += append;
-	l->n_long += shifts > LONG_SHIFT;
-	l->sum_search += (double)bitlen64(dist);
-	l->sum_shift += shifts;
-}
 
 /* True when the last TAIL_SCAN slots hold no gap: a packed run, typically
  * left by appends, that an insert at the end would have to shift. */
@@ -1204,6 +1192,25 @@ static uint32_t leaf_insert_at(struct alex_leaf *l, uint64_t k, uint64_t v, uint
 	}
 }
 
+/*
+ * leaf_insert_at, and record the insert's cost for the split decisions
+ * (writer only).  Whether it is an append must be read before the insert
+ * moves used_end; dist is the search distance of the upper bound ub.
+ */
+static void leaf_insert_counted(struct alex_leaf *l, uint64_t k, uint64_t v, uint32_t ub,
+				uint32_t dist)
+{
+	int append = ub == l->used_end;
+	uint32_t shifts = leaf_insert_at(l, k, v, ub);
+	if (l->n_ins == UINT32_MAX)
+		return;
+	l->n_ins++;
+	l->n_append += append;
+	l->n_long += shifts > LONG_SHIFT;
+	l->sum_search += (double)bitlen64(dist);
+	l->sum_shift += shifts;
+}
+
 /* Remove the real slot pos from leaf l. */
 static void leaf_erase_at(struct alex_leaf *l, uint32_t pos)
 {
@@ -1463,7 +1470,9 @@ static int leaf_restructure(alex_tree *t, struct path *p, struct alex_leaf *l, i
 	int sep = (int)bits - bitlen64(s[0].key ^ s[m - 1].key) + 1;
 	/* A node of 2^sep slots for m keys must not cost more memory than the
 	 * keys themselves (keys in a corner of the domain need many slots). */
-	int affordable = ceil_log2(m) > 1 ? ceil_log2(m) : 1;
+	int affordable = ceil_log2(m);
+	if (affordable < 1)
+		affordable = 1;
 	if ((sep > (int)t->cfg.max_fanout_bits || sep > affordable) && !must_split) {
 		/* Cannot separate the keys in one level and the leaf may still
 		 * grow: a split would only deepen the tree, so expand. */
@@ -1613,9 +1622,7 @@ int alex_insert(alex_tree *t, uint64_t key, uint64_t payload)
 				return rc;
 			continue;
 		}
-		int append = ub == l->used_end;
-		uint32_t shifts = leaf_insert_at(l, key, payload, ub);
-		leaf_count_insert(l, append, dist, shifts);
+		leaf_insert_counted(l, key, payload, ub, dist);
 		t->nkeys++;
 		return 1;
 	}
@@ -1672,9 +1679,7 @@ static void batch_apply_leaf(alex_tree *t, struct alex_leaf *l, const alex_op *o
 			l->slots[ub - 1].payload = o->payload;
 			r->updated++;
 		} else {
-			int append = ub == l->used_end;
-			uint32_t shifts = leaf_insert_at(l, o->key, o->payload, ub);
-			leaf_count_insert(l, append, dist, shifts);
+			leaf_insert_counted(l, o->key, o->payload, ub, dist);
 			t->nkeys++;
 			r->inserted++;
 		}
@@ -1741,12 +1746,8 @@ static size_t merge_into_scratch(alex_tree *t, const struct alex_leaf *l, const 
  * meanwhile) its predicted slot, so the misses of several ops overlap.
  * Only reads of the current, consistent tree; prefetches never fault.
  */
-#ifndef PF_FAR
 #define PF_FAR 16
-#endif
-#ifndef PF_NEAR
 #define PF_NEAR 8
-#endif
 
 static inline void prefetch_leaf(const alex_tree *t, uint64_t key)
 {

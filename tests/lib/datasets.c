@@ -14,8 +14,8 @@
  * division, and the Zipf zeta constant is summed exactly only for the first
  * few thousand terms and closed with Euler-Maclaurin for the tail.
  */
-#include "tests/lib/die.h"
 #include "tests/lib/datasets.h"
+#include "tests/lib/die.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,8 +32,6 @@ static const char *const ds_names[DS_NDIST] = {
 
 /* Base of the timestamp distributions: 1.7e12 ms is November 2023. */
 #define DS_TS_BASE UINT64_C(1700000000000)
-
-#define DS_DIE(...) TEST_DIE(__VA_ARGS__)
 
 const char *ds_name(enum ds_dist d)
 {
@@ -118,7 +116,7 @@ void ds_sort(uint64_t *keys, size_t n)
 	count = calloc(8, sizeof(*count));
 	tmp = malloc(n * sizeof(*tmp));
 	if (count == NULL || tmp == NULL)
-		DS_DIE("ds_sort: out of memory for %zu keys", n);
+		TEST_DIE("ds_sort: out of memory for %zu keys", n);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t k = keys[i];
 
@@ -181,7 +179,7 @@ static void fill_distinct(uint64_t *keys, size_t n, size_t have, ds_rng *r,
 {
 	for (unsigned round = 0; have < n; round++) {
 		if (round > 1000)
-			DS_DIE("fill_distinct: cannot find %zu distinct keys", n);
+			TEST_DIE("fill_distinct: cannot find %zu distinct keys", n);
 		for (size_t i = have; i < n; i++)
 			keys[i] = draw(r, arg);
 		have = sort_unique(keys, n);
@@ -256,13 +254,13 @@ static void gen_device(ds_rng *r, uint64_t *keys, size_t n)
 		return;
 	last = calloc(devices, sizeof(*last));
 	if (last == NULL)
-		DS_DIE("gen_device: out of memory");
+		TEST_DIE("gen_device: out of memory");
 	for (uint64_t sec = 0; i < n; sec++) {
 		for (size_t d = 0; d < devices && i < n; d++) {
 			uint64_t ts = DS_TS_BASE + sec * 1000 + rng_below(r, 901);
 
 			if (sec > 0 && ts <= last[d])
-				DS_DIE("gen_device: device %zu not increasing", d);
+				TEST_DIE("gen_device: device %zu not increasing", d);
 			last[d] = ts;
 			keys[i++] = (uint64_t)d << 44 | ts;
 		}
@@ -355,7 +353,7 @@ void ds_generate(enum ds_dist d, uint64_t seed, uint64_t *keys, size_t n)
 		ds_shuffle(keys, n, ds_rng_next(&r));
 		break;
 	default:
-		DS_DIE("ds_generate: unknown distribution %d", (int)d);
+		TEST_DIE("ds_generate: unknown distribution %d", (int)d);
 	}
 }
 
@@ -400,7 +398,7 @@ static double zeta(uint64_t n, double theta)
 void ds_zipf_init(ds_zipf *z, uint64_t n, double theta)
 {
 	if (n == 0 || theta <= 0 || theta == 1.0)
-		DS_DIE("ds_zipf_init: need n > 0 and theta in (0,1) or > 1");
+		TEST_DIE("ds_zipf_init: need n > 0 and theta in (0,1) or > 1");
 	double zeta2 = zeta(2, theta);
 
 	z->n = n;

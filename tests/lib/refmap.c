@@ -8,22 +8,20 @@
  * search.  Blocks are split in half when full and dropped when empty; they
  * are never merged, which only costs memory.
  */
-#include "tests/lib/die.h"
 #include "tests/lib/refmap.h"
+#include "tests/lib/die.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define REF_DIE(...) TEST_DIE(__VA_ARGS__)
-
 static void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
 
 	if (p == NULL)
-		REF_DIE("out of memory (%zu bytes)", n);
+		TEST_DIE("out of memory (%zu bytes)", n);
 	return p;
 }
 
@@ -31,7 +29,7 @@ static void *xrealloc(void *p, size_t n)
 {
 	p = realloc(p, n ? n : 1);
 	if (p == NULL)
-		REF_DIE("out of memory (%zu bytes)", n);
+		TEST_DIE("out of memory (%zu bytes)", n);
 	return p;
 }
 
@@ -81,10 +79,10 @@ void refmap_load(refmap *m, const uint64_t *keys, const uint64_t *vals, size_t n
 	const size_t per = REFMAP_BLOCK / 2;
 
 	if (m->size != 0)
-		REF_DIE("refmap_load into a non-empty map");
+		TEST_DIE("refmap_load into a non-empty map");
 	for (size_t i = 1; i < n; i++)
 		if (keys[i - 1] >= keys[i])
-			REF_DIE("refmap_load: keys not strictly ascending at %zu", i);
+			TEST_DIE("refmap_load: keys not strictly ascending at %zu", i);
 	for (size_t i = 0; i < n; i += per) {
 		refmap_block *blk = xmalloc(sizeof(*blk));
 		size_t k = n - i < per ? n - i : per;
