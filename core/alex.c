@@ -57,21 +57,62 @@
  *
  * Leaves form a doubly linked list in key order for iteration.
  *
- * Concurrency: single-threaded in this version (see alex.h).  Every
- * in-place change of a leaf happens in leaf_insert_at / leaf_erase_at /
- * batch_apply_leaf, and every structural change builds new nodes aside and
- * swaps them in with replace_child / set_root, then retires the old nodes
- * through node_retire.  Those are the points where a node version and RCU
- * publication/reclamation attach.
+ * Concurrency: one writer, lock-free readers
+ * -------------------------------------------
+ * (Contract in alex.h.)  Readers never lock and never write shared memory;
+ * the writer never waits for readers.  Three mechanisms:
+ *
+ * 1. In-place leaf edits (leaf_insert_at, leaf_erase_at, payload updates)
+ *    happen between leaf_write_begin / leaf_write_end, which make the
+ *    leaf's ck_sequence odd, then even again.  A batch brackets all of its
+ *    edits of one leaf once.  A reader takes the sequence (waiting while it
+ *    is odd), searches, reads the payload, and retries the leaf when the
+ *    sequence moved.  Between the brackets a reader may see any mixture of
+ *    old and new slots (shifted runs, half-filled gaps); it only uses what
+ *    it read after validating the sequence, and every index it computes
+ *    stays below the used_end it loaded, which never exceeds the immutable
+ *    capacity, so a torn view can cost a retry but never an out-of-bounds
+ *    read.
+ *
+ * 2. Structural changes (expansion, contraction, splits, inner expansion,
+ *    root growth, bulk load) build every new node aside with plain stores,
+ *    then publish it with a release store into the parent slot (or the
+ *    root pointer); readers load node pointers with DEREF, so a
+ *    reader that sees a new node sees it fully built.  A replaced node is
+ *    never modified again.  After publication the old node is marked
+ *    obsolete (release; readers check it with acquire and restart from the
+ *    root, where they find the replacement) and handed to call_rcu.  A
+ *    reader still inside an old node reads a frozen, consistent copy of it;
+ *    its memory stays valid until that reader's section ends.
+ *
+ *    Why PUBLISH/DEREF and not liburcu's rcu_assign_pointer /
+ *    rcu_dereference: in liburcu 0.13 rcu_assign_pointer is a full fence
+ *    plus a volatile store, which ThreadSanitizer cannot recognise as a
+ *    publication (every reader would be reported), and rcu_dereference is
+ *    a plain load unless _LGPL_SOURCE is set.  A C11 release store and a
+ *    consume load give exactly the ordering those macros document, in
+ *    every build, visibly to TSan.
+ *
+ * 3. Every field a reader reads while the writer may write it is accessed
+ *    with __atomic builtins on both sides (relaxed unless stated), so the
+ *    seqlock-protected races are not data races in the C11 sense and TSan
+ *    stays quiet: slot keys and payloads, used_end, leaf next/prev, inner
+ *    child slots, the root pointer, obsolete flags and the tree's counters.
+ *    Everything else in a published node is immutable (model, capacity,
+ *    domain) or writer-only (cost counters, span_bits, nkeys of a leaf).
  */
 #include "core/alex.h"
 
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <ck_sequence.h>
+
 #include "core/mem.h"
+#include "core/rcu.h"
 
 /* Density bounds of a leaf: expand when an insert would pass D_MAX, rebuild
  * at D_INIT; shrink when deletes take it below D_MIN. */
@@ -112,13 +153,29 @@
 
 enum { NODE_LEAF = 1, NODE_INNER = 2 };
 
-/* Common header.  Writer-only fields except `type`, which is immutable. */
+/* Common header. */
 struct alex_node {
-	uint8_t type;      /* NODE_LEAF or NODE_INNER: immutable            */
-	uint8_t span_bits; /* log2 of the parent slots this node fills       */
-	uint16_t pad;
-	uint32_t version;  /* reserved for the per-node version word         */
+	uint8_t type;      /* NODE_LEAF or NODE_INNER: immutable             */
+	uint8_t span_bits; /* log2 of the parent slots this node fills:
+			    * writer-only (readers route by the parent)     */
+	uint8_t obsolete;  /* 0 -> 1 once replaced and unpublished: release
+			    * store by the writer, acquire load by readers  */
+	uint8_t pad;
+	ck_sequence_t seq; /* leaves: odd while the writer edits in place   */
 };
+
+/* Accessors for fields shared with readers (see "Concurrency" above). */
+#define LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+/* Publication of a fully built node, and its reader side.  DEREF is what
+ * liburcu's rcu_dereference compiles to in C11 with _LGPL_SOURCE (a
+ * consume load); spelled out because without _LGPL_SOURCE (our TSan
+ * builds) liburcu's macro becomes a plain load passed to a function. */
+#define PUBLISH(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define DEREF(p) __atomic_load_n(&(p), __ATOMIC_CONSUME)
+/* Writer-maintained counters read by other threads: one writer, so a
+ * relaxed load-add-store is exact and cheaper than a locked add. */
+#define COUNT_ADD(p, d) STORE_RELAXED((p), *(p) + (d))
 
 struct alex_slot {
 	uint64_t key;
@@ -133,8 +190,12 @@ struct alex_inner {
 	uint32_t mask;     /* 2^fbits - 1                                    */
 	uint64_t lo;       /* domain base, aligned to 2^(shift + fbits)      */
 	size_t bytes;      /* allocation size                                */
-	uint64_t pad2[4];
-	struct alex_node *child[];
+	uint32_t arena;    /* jemalloc arena, for the deferred free          */
+	uint32_t pad1;
+	uint64_t pad2;
+	struct rcu_head rcu; /* deferred free after replacement            */
+	struct alex_node *child[]; /* PUBLISHed by the writer; readers use
+				    * DEREF                                  */
 };
 
 struct alex_leaf {
@@ -146,11 +207,12 @@ struct alex_leaf {
 	uint32_t max_keys;  /* floor(cap * D_MAX): an insert past it restructures */
 	uint64_t base;      /* model input is key - base                      */
 	double slope, icept;
-	uint64_t pad0[2];
-	/* Second cache line: writer bookkeeping. */
-	struct alex_leaf *prev, *next;
+	struct rcu_head rcu; /* deferred free after replacement              */
+	/* Second cache line: the leaf list, then writer bookkeeping. */
+	struct alex_leaf *prev, *next; /* PUBLISHed by the writer; readers use
+					* DEREF on next                      */
 	uint32_t n_long;      /* inserts since build that shifted > LONG_SHIFT */
-	uint32_t pad1;
+	uint32_t arena;       /* jemalloc arena, for the deferred free         */
 	uint32_t n_ins;       /* inserts since build (saturating)             */
 	uint32_t n_append;    /* of which past the last key                   */
 	double sum_search;    /* sum of log2(search distance + 1) of inserts  */
@@ -162,20 +224,29 @@ struct alex_leaf {
 
 _Static_assert(sizeof(struct alex_leaf) == 128, "leaf header is two cache lines");
 _Static_assert(sizeof(struct alex_inner) == 64, "inner header is one cache line");
+/* The deferred-free callback finds the node from its rcu_head without
+ * knowing its type: same offset in both. */
+_Static_assert(offsetof(struct alex_leaf, rcu) == offsetof(struct alex_inner, rcu),
+	       "rcu_head at one offset in every node");
 
 struct alex_tree {
-	struct alex_node *root;
-	uint64_t dom_lo, dom_hi;    /* keys the root covers, inclusive        */
+	/* Read by every reader: one cache line that only root replacements
+	 * write, apart from the writer's hot counters below. */
+	struct alex_node *root;     /* PUBLISHed; readers DEREF                */
+	alex_config cfg;            /* immutable                               */
+	unsigned arena;             /* immutable                               */
+	int own_arena;
+	/* Writer-only. */
+	uint64_t dom_lo __attribute__((aligned(64))); /* keys the root covers  */
+	uint64_t dom_hi;
 	struct alex_leaf *head, *tail;
+	struct alex_slot *scratch;  /* buffer for rebuilds                     */
+	size_t scratch_cap;
+	/* Written by the writer (COUNT_ADD), read anywhere (LOAD_RELAXED). */
 	uint64_t nkeys;
 	size_t bytes;
-	alex_config cfg;
-	unsigned arena;
-	int own_arena;
-	struct alex_slot *scratch;  /* writer-only buffer for rebuilds         */
-	size_t scratch_cap;
-	alex_stats st;              /* counters (keys/bytes/leaves filled on read) */
 	uint64_t leaves, inners;
+	alex_stats st;              /* event counters; keys/bytes/... filled on read */
 };
 
 /* ------------------------------------------------------------------ */
@@ -251,8 +322,9 @@ static struct alex_leaf *leaf_alloc(alex_tree *t, uint32_t cap)
 	l->max_keys = (uint32_t)(cap * D_MAX);
 	if (l->max_keys >= cap)
 		l->max_keys = cap - 1;
-	t->bytes += bytes;
-	t->leaves++;
+	l->arena = t->arena;
+	COUNT_ADD(&t->bytes, bytes);
+	COUNT_ADD(&t->leaves, 1);
 	return l;
 }
 
@@ -270,31 +342,76 @@ static struct alex_inner *inner_alloc(alex_tree *t, unsigned shift, unsigned fbi
 	in->mask = (uint32_t)(n - 1);
 	in->lo = lo;
 	in->bytes = bytes;
-	t->bytes += bytes;
-	t->inners++;
+	in->arena = t->arena;
+	COUNT_ADD(&t->bytes, bytes);
+	COUNT_ADD(&t->inners, 1);
 	return in;
 }
 
-/* Free one node now.  The single place where a node's memory goes back;
- * with concurrent readers this becomes an RCU-deferred free. */
-static void node_retire(alex_tree *t, struct alex_node *n)
+static size_t node_bytes(const struct alex_node *n)
 {
-	if (n->type == NODE_LEAF) {
-		struct alex_leaf *l = (struct alex_leaf *)n;
-		t->bytes -= leaf_bytes(l->cap);
-		t->leaves--;
-		omem_free(t->arena, l, leaf_bytes(l->cap));
-	} else {
-		struct alex_inner *in = (struct alex_inner *)n;
-		t->bytes -= in->bytes;
-		t->inners--;
-		omem_free(t->arena, in, in->bytes);
-	}
+	if (n->type == NODE_LEAF)
+		return leaf_bytes(((const struct alex_leaf *)n)->cap);
+	return ((const struct alex_inner *)n)->bytes;
 }
 
-/* Free a whole subtree (children filling several slots are freed once;
- * NULL slots of a partly built node are skipped). */
-static void subtree_free(alex_tree *t, struct alex_node *n)
+static void node_uncount(alex_tree *t, const struct alex_node *n)
+{
+	COUNT_ADD(&t->bytes, -node_bytes(n));
+	if (n->type == NODE_LEAF)
+		COUNT_ADD(&t->leaves, -1);
+	else
+		COUNT_ADD(&t->inners, -1);
+}
+
+static unsigned node_arena(const struct alex_node *n)
+{
+	if (n->type == NODE_LEAF)
+		return ((const struct alex_leaf *)n)->arena;
+	return ((const struct alex_inner *)n)->arena;
+}
+
+/* Free a node no reader can reach: never published, or the tree is being
+ * destroyed. */
+static void node_free(alex_tree *t, struct alex_node *n)
+{
+	node_uncount(t, n);
+	omem_free(t->arena, n, node_bytes(n));
+}
+
+/* call_rcu callback: the grace period is over, no reader holds the node.
+ * Runs on liburcu's call_rcu thread; touches only the node itself (the
+ * tree may be gone: alex_destroy waits for these with orcu_barrier before
+ * it destroys the arena). */
+static void node_free_rcu(struct rcu_head *h)
+{
+	orcu_tsan_quiesced();
+	struct alex_node *n =
+		(struct alex_node *)((char *)h - offsetof(struct alex_leaf, rcu));
+	omem_free(node_arena(n), n, node_bytes(n));
+}
+
+/*
+ * Retire a node that readers may still hold.  Precondition: it is already
+ * unreachable for new readers (its replacement is published: replace_child,
+ * relink, set_root).  It is marked obsolete, so in-flight readers restart
+ * from the root (the release store orders the replacement's publication
+ * before the mark: a reader that sees the mark then sees the replacement),
+ * and freed after a grace period.
+ */
+static void node_retire(alex_tree *t, struct alex_node *n)
+{
+	node_uncount(t, n);
+	COUNT_ADD(&t->st.retired, 1);
+	__atomic_store_n(&n->obsolete, 1, __ATOMIC_RELEASE);
+	orcu_call((struct rcu_head *)((char *)n + offsetof(struct alex_leaf, rcu)), node_free_rcu);
+}
+
+/* Drop a whole subtree with node_free or node_retire (children filling
+ * several slots are dropped once; NULL slots of a partly built node are
+ * skipped). */
+static void subtree_drop(alex_tree *t, struct alex_node *n,
+			 void (*drop)(alex_tree *, struct alex_node *))
 {
 	if (!n)
 		return;
@@ -308,10 +425,16 @@ static void subtree_free(alex_tree *t, struct alex_node *n)
 				continue;
 			}
 			i += 1u << c->span_bits;
-			subtree_free(t, c);
+			subtree_drop(t, c, drop);
 		}
 	}
-	node_retire(t, n);
+	drop(t, n);
+}
+
+/* Free a subtree no reader can reach. */
+static void subtree_free(alex_tree *t, struct alex_node *n)
+{
+	subtree_drop(t, n, node_free);
 }
 
 static int scratch_reserve(alex_tree *t, size_t n)
@@ -328,6 +451,94 @@ static int scratch_reserve(alex_tree *t, size_t n)
 	t->scratch = s;
 	t->scratch_cap = cap;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Leaf access shared with readers                                      */
+
+static inline uint64_t slot_key(const struct alex_slot *s, uint32_t i)
+{
+	return LOAD_RELAXED(&s[i].key);
+}
+
+static inline uint64_t slot_payload(const struct alex_slot *s, uint32_t i)
+{
+	return LOAD_RELAXED(&s[i].payload);
+}
+
+static inline void slot_set_key(struct alex_slot *s, uint32_t i, uint64_t k)
+{
+	STORE_RELAXED(&s[i].key, k);
+}
+
+static inline void slot_set(struct alex_slot *s, uint32_t i, uint64_t k, uint64_t v)
+{
+	STORE_RELAXED(&s[i].key, k);
+	STORE_RELAXED(&s[i].payload, v);
+}
+
+/* Copy slots [from, from + n) to [to, to + n) (overlapping; writer, in a
+ * leaf_write section).  Element-wise relaxed stores instead of memmove:
+ * readers load these words concurrently (seqlock-validated), and a memmove
+ * is not atomic per word. */
+static void slots_move(struct alex_slot *s, uint32_t to, uint32_t from, uint32_t n)
+{
+	if (to < from) {
+		for (uint32_t i = 0; i < n; i++)
+			slot_set(s, to + i, s[from + i].key, s[from + i].payload);
+	} else {
+		for (uint32_t i = n; i-- > 0;)
+			slot_set(s, to + i, s[from + i].key, s[from + i].payload);
+	}
+}
+
+static inline uint32_t leaf_used_end(const struct alex_leaf *l)
+{
+	return LOAD_RELAXED(&l->used_end);
+}
+
+/* Writer: bracket in-place edits of a published leaf.  ck_sequence makes
+ * the count odd with a store fence after it (slot stores cannot pass it)
+ * and even again with a store fence before it. */
+static inline void leaf_write_begin(struct alex_leaf *l)
+{
+	ck_sequence_write_begin(&l->hdr.seq);
+}
+
+static inline void leaf_write_end(struct alex_leaf *l)
+{
+	ck_sequence_write_end(&l->hdr.seq);
+}
+
+/*
+ * Reader: the leaf's sequence, once it is even.  ck_sequence_read_begin
+ * spins until then; ours spins a while and then yields, because on a
+ * machine with more runnable threads than cores the writer we wait for
+ * may be the one preempted (its edit sections are short: one leaf of one
+ * batch).  The load fence orders the sequence before the slot loads, as in
+ * ck_sequence; ck_sequence_read_retry closes the section.
+ */
+#define READ_SPINS 256
+static inline unsigned leaf_read_begin(const struct alex_leaf *l)
+{
+	for (unsigned spins = 0;; spins++) {
+		unsigned v = ck_pr_load_uint(&l->hdr.seq.sequence);
+		if ((v & 1) == 0) {
+			ck_pr_fence_load();
+			return v;
+		}
+		if (spins < READ_SPINS)
+			ck_pr_stall();
+		else
+			sched_yield();
+	}
+}
+
+/* Reader: has the leaf been replaced?  Acquire pairs with the release in
+ * node_retire, so after seeing 1 the reader finds the replacement. */
+static inline int leaf_obsolete(const struct alex_leaf *l)
+{
+	return __atomic_load_n(&l->hdr.obsolete, __ATOMIC_ACQUIRE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -352,32 +563,32 @@ static inline uint32_t leaf_predict(const struct alex_leaf *l, uint64_t key, uin
  * exponential search from the model's prediction.  *dist gets the distance
  * between the prediction and the answer.
  */
-static inline uint32_t leaf_upper_bound(const struct alex_leaf *l, uint64_t k, uint32_t *dist)
+static inline uint32_t leaf_upper_bound_n(const struct alex_leaf *l, uint32_t n, uint64_t k,
+					  uint32_t *dist)
 {
 	const struct alex_slot *s = l->slots;
-	uint32_t n = l->used_end;
 	if (n == 0) {
 		*dist = 0;
 		return 0;
 	}
 	uint32_t p = leaf_predict(l, k, n);
 	uint32_t lo, hi; /* answer in [lo, hi]; hi is known to qualify */
-	if (s[p].key > k) {
+	if (slot_key(s, p) > k) {
 		uint32_t step = 1;
-		while (step <= p && s[p - step].key > k)
+		while (step <= p && slot_key(s, p - step) > k)
 			step <<= 1;
 		lo = step > p ? 0 : p - step + 1;
 		hi = p - (step >> 1);
 	} else {
 		uint32_t step = 1;
-		while (p + step < n && s[p + step].key <= k)
+		while (p + step < n && slot_key(s, p + step) <= k)
 			step <<= 1;
 		lo = p + (step >> 1) + 1;
 		hi = p + step < n ? p + step : n;
 	}
 	while (lo < hi) {
 		uint32_t mid = lo + ((hi - lo) >> 1);
-		if (s[mid].key > k)
+		if (slot_key(s, mid) > k)
 			hi = mid;
 		else
 			lo = mid + 1;
@@ -386,6 +597,15 @@ static inline uint32_t leaf_upper_bound(const struct alex_leaf *l, uint64_t k, u
 	return lo;
 }
 
+/* The same over the leaf's current used_end.  Under a concurrent writer
+ * the slots may be torn: the result is then garbage but within [0, n],
+ * and the caller's sequence check rejects it. */
+static inline uint32_t leaf_upper_bound(const struct alex_leaf *l, uint64_t k, uint32_t *dist)
+{
+	return leaf_upper_bound_n(l, leaf_used_end(l), k, dist);
+}
+
+/* Writer only (reads its own leaf without the atomics). */
 static inline int leaf_is_gap(const struct alex_leaf *l, uint32_t i)
 {
 	return i + 1 < l->used_end && l->slots[i].key == l->slots[i + 1].key;
@@ -743,7 +963,7 @@ static struct alex_inner *build_inner(alex_tree *t, uint64_t lo, unsigned bits,
 	size_t aux_bytes = (size_t)nslots * (2 * sizeof(struct fitstat) + sizeof(size_t) + 2);
 	unsigned char *aux = omem_alloc(t->arena, aux_bytes);
 	if (!aux) {
-		node_retire(t, &in->hdr);
+		node_free(t, &in->hdr);
 		return NULL;
 	}
 	struct fitstat *st = (struct fitstat *)aux;
@@ -900,10 +1120,12 @@ static void tight_block(uint64_t a, uint64_t b, uint64_t *lo, unsigned *bits)
 /* ------------------------------------------------------------------ */
 /* Tree lifecycle                                                        */
 
+/* Publish a new root.  The caller retires the old one afterwards, if it
+ * is not part of the new tree. */
 static void set_root(alex_tree *t, struct alex_node *root)
 {
-	t->root = root;
 	root->span_bits = 0;
+	PUBLISH(&t->root, root);
 	if (root->type == NODE_LEAF) {
 		t->dom_lo = 0;
 		t->dom_hi = UINT64_MAX;
@@ -957,6 +1179,11 @@ void alex_destroy(alex_tree *t)
 {
 	if (!t)
 		return;
+	/* Retired nodes are freed into our arena by call_rcu callbacks: let
+	 * them all run before the arena goes.  The caller guarantees that no
+	 * reader remains (TSan: that is the quiescence we assert). */
+	orcu_barrier();
+	orcu_tsan_quiesced();
 	subtree_free(t, t->root);
 	omem_free(t->arena, t->scratch, t->scratch_cap * sizeof(struct alex_slot));
 	unsigned arena = t->arena;
@@ -983,11 +1210,14 @@ int alex_bulk_load(alex_tree *t, const uint64_t *keys, const uint64_t *payloads,
 	struct alex_node *root = build_node(t, lo, bits, &s, n, -1, 0, &chain);
 	if (!root)
 		return -ENOMEM;
-	subtree_free(t, t->root); /* the empty leaf */
+	/* The old tree holds no keys but may still have nodes (everything
+	 * was deleted): retire them all once the new root is published. */
+	struct alex_node *old = t->root;
 	set_root(t, root);
+	subtree_drop(t, old, node_retire);
 	t->head = chain.first;
 	t->tail = chain.last;
-	t->nkeys = n;
+	COUNT_ADD(&t->nkeys, n);
 	return 0;
 }
 
@@ -1005,13 +1235,40 @@ static inline int in_domain(const alex_tree *t, uint64_t key)
 	return key >= t->dom_lo && key <= t->dom_hi;
 }
 
-/* Leaf for an in-domain key. */
+/* Writer: leaf for an in-domain key. */
 static inline const struct alex_leaf *descend(const alex_tree *t, uint64_t key)
 {
 	const struct alex_node *n = t->root;
 	while (n->type == NODE_INNER) {
 		const struct alex_inner *in = (const struct alex_inner *)n;
 		n = in->child[(key >> in->shift) & in->mask];
+	}
+	return (const struct alex_leaf *)n;
+}
+
+/* Reader: the keys a root covers, from the root node itself (its fields
+ * are immutable), so root and domain are always read consistently. */
+static inline void root_domain(const struct alex_node *root, uint64_t *lo, uint64_t *hi)
+{
+	if (root->type == NODE_LEAF) {
+		*lo = 0;
+		*hi = UINT64_MAX;
+		return;
+	}
+	const struct alex_inner *in = (const struct alex_inner *)root;
+	*lo = in->lo;
+	*hi = block_last(in->lo, in->shift + in->fbits);
+}
+
+/* Reader: leaf for a key inside root's domain.  Every child pointer is an
+ * DEREF; the node may be a retired one (still allocated inside
+ * our read-side section), whose children are then a consistent older
+ * picture: any leaf reached covers the key, or is obsolete. */
+static inline const struct alex_leaf *descend_rcu(const struct alex_node *n, uint64_t key)
+{
+	while (n->type == NODE_INNER) {
+		const struct alex_inner *in = (const struct alex_inner *)n;
+		n = DEREF(in->child[(key >> in->shift) & in->mask]);
 	}
 	return (const struct alex_leaf *)n;
 }
@@ -1045,11 +1302,36 @@ static void child_domain(const struct path *p, unsigned span, uint64_t *lo, unsi
 
 bool alex_lookup(const alex_tree *t, uint64_t key, uint64_t *payload)
 {
+restart:;
+	const struct alex_node *root = DEREF(t->root);
+	uint64_t lo, hi;
+	root_domain(root, &lo, &hi);
+	if (key < lo || key > hi)
+		return false;
+	const struct alex_leaf *l = descend_rcu(root, key);
+	for (;;) {
+		unsigned v = leaf_read_begin(l);
+		if (leaf_obsolete(l))
+			goto restart;
+		uint32_t d;
+		uint32_t ub = leaf_upper_bound(l, key, &d);
+		bool found = ub > 0 && slot_key(l->slots, ub - 1) == key;
+		uint64_t pl = found ? slot_payload(l->slots, ub - 1) : 0;
+		if (ck_sequence_read_retry(&l->hdr.seq, v))
+			continue;
+		if (found && payload)
+			*payload = pl;
+		return found;
+	}
+}
+
+bool alex_writer_lookup(const alex_tree *t, uint64_t key, uint64_t *payload)
+{
 	if (!in_domain(t, key))
 		return false;
 	const struct alex_leaf *l = descend(t, key);
 	uint32_t d;
-	uint32_t ub = leaf_upper_bound(l, key, &d);
+	uint32_t ub = leaf_upper_bound_n(l, l->used_end, key, &d);
 	if (ub == 0 || l->slots[ub - 1].key != key)
 		return false;
 	if (payload)
@@ -1059,56 +1341,111 @@ bool alex_lookup(const alex_tree *t, uint64_t key, uint64_t *payload)
 
 uint64_t alex_size(const alex_tree *t)
 {
-	return t->nkeys;
+	return LOAD_RELAXED(&t->nkeys);
 }
 
 size_t alex_memory_bytes(const alex_tree *t)
 {
-	return t->bytes;
+	return LOAD_RELAXED(&t->bytes);
+}
+
+/*
+ * Iteration.  The iterator's position is the last key it returned
+ * (it->last); its leaf/pos/version are only a cache of where that key sits.
+ * While the leaf's sequence is unchanged the cached pos is exact; when it
+ * moved, pos is recomputed as the upper bound of `last` in the same leaf;
+ * when the leaf is obsolete, the iterator descends again from the root for
+ * last + 1.  Every returned key is checked to be > last, so the output is
+ * strictly ascending whatever a torn read produced; a returned pair was
+ * validated by the leaf's sequence, so the payload belongs to the key.
+ * Completeness: a leaf's keys are a validated snapshot of its range, the
+ * next leaf is read from a validated, non-obsolete leaf's link (or found
+ * again from the root), and leaves partition the key space, so a key
+ * present throughout lies in some leaf that is visited.
+ */
+#define ITER_NOPOS UINT32_MAX
+
+/* Position on the leaf holding the first key > last (or key 0). */
+static void iter_locate(alex_iter *it)
+{
+	uint64_t key = it->have_last ? it->last + 1 : 0;
+	it->pos = ITER_NOPOS;
+	if (it->have_last && it->last == UINT64_MAX) {
+		it->leaf = NULL;
+		return;
+	}
+	const struct alex_node *root = DEREF(it->tree->root);
+	uint64_t lo, hi;
+	root_domain(root, &lo, &hi);
+	if (key > hi) {
+		it->leaf = NULL;
+		return;
+	}
+	if (key < lo)
+		key = lo;
+	it->leaf = descend_rcu(root, key);
 }
 
 void alex_iter_seek(const alex_tree *t, uint64_t key, alex_iter *it)
 {
 	it->tree = t;
-	if (key < t->dom_lo) {
-		it->leaf = t->head;
-		it->pos = 0;
-		return;
-	}
-	if (key > t->dom_hi) {
-		it->leaf = NULL;
-		it->pos = 0;
-		return;
-	}
-	const struct alex_leaf *l = descend(t, key);
-	uint32_t d;
-	uint32_t ub = leaf_upper_bound(l, key, &d);
-	it->leaf = l;
-	it->pos = (ub > 0 && l->slots[ub - 1].key == key) ? ub - 1 : ub;
+	it->have_last = key > 0;
+	it->last = key - 1;
+	it->version = 0;
+	iter_locate(it);
 }
 
 bool alex_iter_next(alex_iter *it, uint64_t *key, uint64_t *payload)
 {
-	const struct alex_leaf *l = it->leaf;
-	uint32_t pos = it->pos;
-	while (l) {
-		if (pos < l->used_end) {
-			while (leaf_is_gap(l, pos))
-				pos++;
-			if (key)
-				*key = l->slots[pos].key;
-			if (payload)
-				*payload = l->slots[pos].payload;
-			it->leaf = l;
+	for (;;) {
+		const struct alex_leaf *l = it->leaf;
+		if (!l)
+			return false;
+		unsigned v = leaf_read_begin(l);
+		if (leaf_obsolete(l)) {
+			iter_locate(it);
+			continue;
+		}
+		const struct alex_slot *s = l->slots;
+		uint32_t n = leaf_used_end(l), pos = it->pos, d;
+		if (pos == ITER_NOPOS || v != it->version)
+			pos = it->have_last ? leaf_upper_bound_n(l, n, it->last, &d) : 0;
+		/* Skip gaps (a slot equal to its right neighbour) and, should
+		 * a torn view put them here, keys not above last. */
+		uint64_t k = 0;
+		for (; pos < n; pos++) {
+			k = slot_key(s, pos);
+			if (pos + 1 < n && slot_key(s, pos + 1) == k)
+				continue;
+			if (!it->have_last || k > it->last)
+				break;
+		}
+		if (pos < n) {
+			uint64_t pl = slot_payload(s, pos);
+			if (ck_sequence_read_retry(&l->hdr.seq, v)) {
+				it->pos = ITER_NOPOS;
+				continue;
+			}
+			it->last = k;
+			it->have_last = true;
 			it->pos = pos + 1;
+			it->version = v;
+			if (key)
+				*key = k;
+			if (payload)
+				*payload = pl;
 			return true;
 		}
-		l = l->next;
-		pos = 0;
+		/* This leaf has nothing above last: go to the next one, through
+		 * a link read while the leaf was unchanged. */
+		const struct alex_leaf *next = DEREF(l->next);
+		if (ck_sequence_read_retry(&l->hdr.seq, v)) {
+			it->pos = ITER_NOPOS;
+			continue;
+		}
+		it->leaf = next;
+		it->pos = ITER_NOPOS;
 	}
-	it->leaf = NULL;
-	it->pos = 0;
-	return false;
 }
 
 bool alex_lower_bound(const alex_tree *t, uint64_t key, uint64_t *found, uint64_t *payload)
@@ -1126,6 +1463,9 @@ bool alex_lower_bound(const alex_tree *t, uint64_t key, uint64_t *found, uint64_
  * has a free slot.  Model-based: a free slot between the neighbours is
  * taken as close to the prediction as possible; otherwise the nearest gap
  * is opened by shifting.  Returns the number of slots shifted.
+ *
+ * Writer only, between leaf_write_begin/end.  Reads of the leaf are plain
+ * (only this thread writes it); stores go through slot_set/STORE_RELAXED.
  */
 static uint32_t leaf_insert_at(struct alex_leaf *l, uint64_t k, uint64_t v, uint32_t ub)
 {
@@ -1140,13 +1480,13 @@ static uint32_t leaf_insert_at(struct alex_leaf *l, uint64_t k, uint64_t v, uint
 		pred = l->cap - 1;
 	if (ub == n) {
 		if (n < l->cap) {
-			/* Past the last key: the whole tail is free. */
+			/* Past the last key: the whole tail is free.  Slots are
+			 * filled before used_end covers them. */
 			uint32_t pos = pred < n || beyond ? n : pred;
 			for (uint32_t j = n; j < pos; j++)
-				s[j].key = k;
-			s[pos].key = k;
-			s[pos].payload = v;
-			l->used_end = pos + 1;
+				slot_set_key(s, j, k);
+			slot_set(s, pos, k, v);
+			STORE_RELAXED(&l->used_end, pos + 1);
 			l->nkeys++;
 			return 0;
 		}
@@ -1160,9 +1500,8 @@ static uint32_t leaf_insert_at(struct alex_leaf *l, uint64_t k, uint64_t v, uint
 		if (real > ub) {
 			uint32_t pos = pred < ub ? ub : (pred >= real ? real - 1 : pred);
 			for (uint32_t j = ub; j < pos; j++)
-				s[j].key = k;
-			s[pos].key = k;
-			s[pos].payload = v;
+				slot_set_key(s, j, k);
+			slot_set(s, pos, k, v);
 			l->nkeys++;
 			return 0;
 		}
@@ -1171,20 +1510,18 @@ static uint32_t leaf_insert_at(struct alex_leaf *l, uint64_t k, uint64_t v, uint
 	for (uint32_t d = 0;; d++) {
 		uint32_t r = ub + d;
 		if (r < l->cap && (r >= n || (r + 1 < n && s[r].key == s[r + 1].key))) {
-			memmove(&s[ub + 1], &s[ub], (size_t)(r - ub) * sizeof(*s));
-			s[ub].key = k;
-			s[ub].payload = v;
+			slots_move(s, ub + 1, ub, r - ub);
+			slot_set(s, ub, k, v);
 			if (r >= n)
-				l->used_end = r + 1;
+				STORE_RELAXED(&l->used_end, r + 1);
 			l->nkeys++;
 			return r - ub;
 		}
 		if (ub >= d + 2) {
 			uint32_t g = ub - 2 - d; /* ub - 1 is real: the nearest gap is at ub - 2 or left */
 			if (s[g].key == s[g + 1].key) {
-				memmove(&s[g], &s[g + 1], (size_t)(ub - 1 - g) * sizeof(*s));
-				s[ub - 1].key = k;
-				s[ub - 1].payload = v;
+				slots_move(s, g, g + 1, ub - 1 - g);
+				slot_set(s, ub - 1, k, v);
 				l->nkeys++;
 				return ub - 1 - g;
 			}
@@ -1211,7 +1548,8 @@ static void leaf_insert_counted(struct alex_leaf *l, uint64_t k, uint64_t v, uin
 	l->sum_shift += shifts;
 }
 
-/* Remove the real slot pos from leaf l. */
+/* Remove the real slot pos from leaf l (writer, between
+ * leaf_write_begin/end): it and the gaps before it take the next key. */
 static void leaf_erase_at(struct alex_leaf *l, uint32_t pos)
 {
 	struct alex_slot *s = l->slots;
@@ -1220,14 +1558,22 @@ static void leaf_erase_at(struct alex_leaf *l, uint32_t pos)
 		uint32_t j = pos;
 		while (j > 0 && s[j - 1].key == k)
 			j--;
-		l->used_end = j;
+		STORE_RELAXED(&l->used_end, j);
 	} else {
 		uint64_t nv = s[pos + 1].key;
-		s[pos].key = nv;
+		slot_set_key(s, pos, nv);
 		for (uint32_t j = pos; j > 0 && s[j - 1].key == k; j--)
-			s[j - 1].key = nv;
+			slot_set_key(s, j - 1, nv);
 	}
 	l->nkeys--;
+}
+
+/* Replace the payload of the real slot pos.  One atomic store: a reader
+ * that found the key reads the old or the new payload, both valid, so no
+ * sequence bump is needed. */
+static inline void leaf_set_payload(struct alex_leaf *l, uint32_t pos, uint64_t v)
+{
+	STORE_RELAXED(&l->slots[pos].payload, v);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1245,11 +1591,15 @@ static void replace_child(alex_tree *t, const struct path *p, struct alex_node *
 	struct alex_inner *par = p->node[p->depth - 1];
 	unsigned span = old->span_bits;
 	uint32_t g0 = p->slot[p->depth - 1] & ~((1u << span) - 1);
+	/* Slot by slot: a reader meanwhile finds old (still a consistent
+	 * copy) or repl through each slot. */
 	for (uint32_t j = 0; j < (1u << span); j++)
-		par->child[g0 + j] = repl;
+		PUBLISH(&par->child[g0 + j], repl);
 }
 
-/* Splice the chain [first, last] in place of leaves [ofirst, olast]. */
+/* Splice the chain [first, last] (built aside) in place of leaves
+ * [ofirst, olast].  Iterating readers follow next links: the new leaves'
+ * own links are set before they are published in their neighbours. */
 static void relink(alex_tree *t, struct alex_leaf *ofirst, struct alex_leaf *olast,
 		   struct alex_leaf *first, struct alex_leaf *last)
 {
@@ -1257,11 +1607,11 @@ static void relink(alex_tree *t, struct alex_leaf *ofirst, struct alex_leaf *ola
 	first->prev = prev;
 	last->next = next;
 	if (prev)
-		prev->next = first;
+		PUBLISH(&prev->next, first);
 	else
 		t->head = first;
 	if (next)
-		next->prev = last;
+		PUBLISH(&next->prev, last);
 	else
 		t->tail = last;
 }
@@ -1311,6 +1661,7 @@ static int inner_expand(alex_tree *t, const struct path *p)
 		in->child[2 * i] = old->child[i];
 		in->child[2 * i + 1] = old->child[i];
 	}
+	/* span_bits is writer-only: children may be updated in place. */
 	for (uint32_t i = 0; i < nslots;) {
 		struct alex_node *c = old->child[i];
 		i += 1u << c->span_bits;
@@ -1321,7 +1672,7 @@ static int inner_expand(alex_tree *t, const struct path *p)
 	pp.depth--;
 	replace_child(t, &pp, &old->hdr, &in->hdr);
 	node_retire(t, &old->hdr);
-	t->st.inner_expansions++;
+	COUNT_ADD(&t->st.inner_expansions, 1);
 	return 0;
 }
 
@@ -1396,7 +1747,7 @@ static int leaf_split_sideways(alex_tree *t, const struct path *p, struct alex_l
 	}
 	if (rc) {
 		for (int i = 0; i < np; i++)
-			node_retire(t, &parts[i]->hdr);
+			node_free(t, &parts[i]->hdr);
 		return rc;
 	}
 	for (int i = 0; i < np; i++) {
@@ -1407,9 +1758,9 @@ static int leaf_split_sideways(alex_tree *t, const struct path *p, struct alex_l
 	relink(t, l, l, parts[0], parts[np - 1]);
 	for (int i = 0; i < np; i++)
 		for (uint32_t j = 0; j < (1u << pspan[i]); j++)
-			par->child[pstart[i] + j] = &parts[i]->hdr;
+			PUBLISH(&par->child[pstart[i] + j], &parts[i]->hdr);
 	node_retire(t, &l->hdr);
-	t->st.splits_sideways++;
+	COUNT_ADD(&t->st.splits_sideways, 1);
 	return 0;
 }
 
@@ -1433,7 +1784,7 @@ static int leaf_restructure(alex_tree *t, struct path *p, struct alex_leaf *l, i
 			append_shape(t, m, &cap, &spread);
 		rc = leaf_replace(t, p, l, &src, m, cap, spread);
 		if (rc == 0)
-			t->st.expansions++;
+			COUNT_ADD(&t->st.expansions, 1);
 		return rc;
 	}
 	m = leaf_gather(l, t->scratch);
@@ -1445,7 +1796,7 @@ static int leaf_restructure(alex_tree *t, struct path *p, struct alex_leaf *l, i
 		tight_block(s[0].key, s[m - 1].key, &lo, &bits);
 		rc = leaf_replace_subtree(t, p, l, m, lo, bits, 1);
 		if (rc == 0)
-			t->st.splits_down++;
+			COUNT_ADD(&t->st.splits_down, 1);
 		return rc;
 	}
 	struct alex_inner *par = p->node[p->depth - 1];
@@ -1479,14 +1830,14 @@ static int leaf_restructure(alex_tree *t, struct path *p, struct alex_leaf *l, i
 		struct kv_src src = src_of_slots(t->scratch);
 		rc = leaf_replace(t, p, l, &src, m, cap_for(t, m), 0);
 		if (rc == 0)
-			t->st.expansions++;
+			COUNT_ADD(&t->st.expansions, 1);
 		return rc;
 	}
 	if (sep > (int)t->cfg.max_fanout_bits)
 		sep = (int)t->cfg.max_fanout_bits;
 	rc = leaf_replace_subtree(t, p, l, m, lo, bits, sep);
 	if (rc == 0)
-		t->st.splits_down++;
+		COUNT_ADD(&t->st.splits_down, 1);
 	return rc;
 }
 
@@ -1546,10 +1897,10 @@ static int root_grow(alex_tree *t, uint64_t key)
 		}
 		if (rc) {
 			for (int i = 0; i < nl; i++)
-				node_retire(t, &left[i]->hdr);
+				node_free(t, &left[i]->hdr);
 			for (int i = 0; i < nr; i++)
-				node_retire(t, &right[i]->hdr);
-			node_retire(t, &in->hdr);
+				node_free(t, &right[i]->hdr);
+			node_free(t, &in->hdr);
 			return rc;
 		}
 		if (shift == r->shift) {
@@ -1569,25 +1920,29 @@ static int root_grow(alex_tree *t, uint64_t key)
 			for (uint32_t j = 0; j < (1u << rspan[i]); j++)
 				in->child[rstart[i] + j] = &right[i]->hdr;
 		/* Leaf list: left blocks were found nearest-first, and each is
-		 * pushed in front of the head, so the farthest ends up first. */
+		 * pushed in front of the head, so the farthest ends up first.
+		 * The new leaves are empty and cover keys outside the old
+		 * root's domain, so readers may meet them early. */
 		for (int i = 0; i < nl; i++) {
 			struct alex_leaf *e = left[i];
 			e->prev = NULL;
 			e->next = t->head;
-			t->head->prev = e;
+			PUBLISH(&t->head->prev, e);
 			t->head = e;
 		}
 		for (int i = 0; i < nr; i++) {
 			struct alex_leaf *e = right[i];
 			e->next = NULL;
 			e->prev = t->tail;
-			t->tail->next = e;
+			PUBLISH(&t->tail->next, e);
 			t->tail = e;
 		}
+		/* Publish first, then retire the old root (if its children
+		 * moved over): never hand a reachable node to call_rcu. */
+		set_root(t, &in->hdr);
 		if (shift == r->shift)
 			node_retire(t, &r->hdr);
-		set_root(t, &in->hdr);
-		t->st.root_growths++;
+		COUNT_ADD(&t->st.root_growths, 1);
 	}
 	return 0;
 }
@@ -1608,7 +1963,7 @@ int alex_insert(alex_tree *t, uint64_t key, uint64_t payload)
 		uint32_t dist;
 		uint32_t ub = leaf_upper_bound(l, key, &dist);
 		if (ub > 0 && l->slots[ub - 1].key == key) {
-			l->slots[ub - 1].payload = payload;
+			leaf_set_payload(l, ub - 1, payload);
 			return 0;
 		}
 		/* Restructure when full, or when an append finds the tail used
@@ -1622,8 +1977,10 @@ int alex_insert(alex_tree *t, uint64_t key, uint64_t payload)
 				return rc;
 			continue;
 		}
+		leaf_write_begin(l);
 		leaf_insert_counted(l, key, payload, ub, dist);
-		t->nkeys++;
+		leaf_write_end(l);
+		COUNT_ADD(&t->nkeys, 1);
 		return 1;
 	}
 }
@@ -1638,7 +1995,7 @@ static void leaf_maybe_contract(alex_tree *t, struct path *p, struct alex_leaf *
 	size_t m = leaf_gather(l, t->scratch);
 	struct kv_src src = src_of_slots(t->scratch);
 	if (leaf_replace(t, p, l, &src, m, cap_for(t, m), 0) == 0)
-		t->st.contractions++;
+		COUNT_ADD(&t->st.contractions, 1);
 }
 
 int alex_delete(alex_tree *t, uint64_t key)
@@ -1651,17 +2008,23 @@ int alex_delete(alex_tree *t, uint64_t key)
 	uint32_t ub = leaf_upper_bound(l, key, &dist);
 	if (ub == 0 || l->slots[ub - 1].key != key)
 		return 0;
+	leaf_write_begin(l);
 	leaf_erase_at(l, ub - 1);
-	t->nkeys--;
+	leaf_write_end(l);
+	COUNT_ADD(&t->nkeys, -1);
 	leaf_maybe_contract(t, &p, l);
 	return 1;
 }
 
 /* Apply ops[0..n) (all routed to leaf l, ascending) in place; the leaf has
- * room for every put. */
+ * room for every put.  One sequence bump for the whole run: readers of
+ * this leaf retry at most once per batch, and the writer pays two fenced
+ * stores per leaf instead of per key. */
 static void batch_apply_leaf(alex_tree *t, struct alex_leaf *l, const alex_op *ops, size_t n,
 			     alex_batch_result *r)
 {
+	uint64_t ins0 = r->inserted, del0 = r->deleted;
+	leaf_write_begin(l);
 	for (size_t i = 0; i < n; i++) {
 		const alex_op *o = &ops[i];
 		uint32_t dist;
@@ -1670,20 +2033,20 @@ static void batch_apply_leaf(alex_tree *t, struct alex_leaf *l, const alex_op *o
 		if (o->kind == ALEX_OP_DEL) {
 			if (present) {
 				leaf_erase_at(l, ub - 1);
-				t->nkeys--;
 				r->deleted++;
 			} else {
 				r->absent++;
 			}
 		} else if (present) {
-			l->slots[ub - 1].payload = o->payload;
+			leaf_set_payload(l, ub - 1, o->payload);
 			r->updated++;
 		} else {
 			leaf_insert_counted(l, o->key, o->payload, ub, dist);
-			t->nkeys++;
 			r->inserted++;
 		}
 	}
+	leaf_write_end(l);
+	COUNT_ADD(&t->nkeys, (r->inserted - ins0) - (r->deleted - del0));
 }
 
 /*
@@ -1836,8 +2199,8 @@ int alex_apply_batch(alex_tree *t, const alex_op *ops, size_t n, alex_batch_resu
 			rc = leaf_replace(t, &p, l, &src, m, cap, spread);
 			if (rc)
 				break;
-			t->st.expansions++;
-			t->nkeys = t->nkeys - before + m;
+			COUNT_ADD(&t->st.expansions, 1);
+			COUNT_ADD(&t->nkeys, m - before);
 			r.inserted += r2.inserted;
 			r.updated += r2.updated;
 			r.deleted += r2.deleted;
@@ -1877,29 +2240,43 @@ int alex_apply_batch(alex_tree *t, const alex_op *ops, size_t n, alex_batch_resu
 /* ------------------------------------------------------------------ */
 /* Stats and invariant checking                                          */
 
+/* Reader walk (inside a read-side section): span_bits is writer-only, so
+ * a child filling several slots is recognised by repetition instead. */
 static uint32_t depth_of(const struct alex_node *n)
 {
 	if (n->type == NODE_LEAF)
 		return 0;
 	const struct alex_inner *in = (const struct alex_inner *)n;
 	uint32_t best = 0, ns = in->mask + 1;
-	for (uint32_t i = 0; i < ns;) {
-		uint32_t d = depth_of(in->child[i]);
+	const struct alex_node *prev = NULL;
+	for (uint32_t i = 0; i < ns; i++) {
+		const struct alex_node *c = DEREF(in->child[i]);
+		if (c == prev || c->type == NODE_LEAF)
+			continue;
+		prev = c;
+		uint32_t d = depth_of(c);
 		if (d > best)
 			best = d;
-		i += 1u << in->child[i]->span_bits;
 	}
 	return best + 1;
 }
 
 void alex_get_stats(const alex_tree *t, alex_stats *st)
 {
-	*st = t->st;
-	st->keys = t->nkeys;
-	st->bytes = t->bytes;
-	st->leaves = t->leaves;
-	st->inners = t->inners;
-	st->max_depth = depth_of(t->root);
+	const alex_stats *c = &t->st;
+	memset(st, 0, sizeof(*st));
+	st->keys = LOAD_RELAXED(&t->nkeys);
+	st->bytes = LOAD_RELAXED(&t->bytes);
+	st->leaves = LOAD_RELAXED(&t->leaves);
+	st->inners = LOAD_RELAXED(&t->inners);
+	st->expansions = LOAD_RELAXED(&c->expansions);
+	st->contractions = LOAD_RELAXED(&c->contractions);
+	st->splits_sideways = LOAD_RELAXED(&c->splits_sideways);
+	st->splits_down = LOAD_RELAXED(&c->splits_down);
+	st->inner_expansions = LOAD_RELAXED(&c->inner_expansions);
+	st->root_growths = LOAD_RELAXED(&c->root_growths);
+	st->retired = LOAD_RELAXED(&c->retired);
+	st->max_depth = depth_of(DEREF(t->root));
 }
 
 struct check_ctx {

@@ -5,13 +5,31 @@
  *
  * Internal API: not installed, not exported from libomendb.
  *
- * Concurrency contract (this version): a tree is single-threaded.  Every
- * function that takes a non-const tree mutates it and must not run
- * concurrently with any other call on the same tree.  Const functions may
- * run concurrently with each other.  All mutation is funnelled through a few
- * functions in alex.c (leaf_insert_at, leaf_erase_at, leaf_build and the
- * subtree replacement helpers) so that a per-node version word and RCU
- * publication can be added without touching the algorithms.
+ * Concurrency contract: one writer, any number of lock-free readers.
+ *
+ *   Writer functions (alex_bulk_load, alex_insert, alex_delete,
+ *   alex_apply_batch, alex_writer_lookup, alex_check) are called by one
+ *   thread at a time per tree: the shard's worker.  They need no RCU
+ *   section.
+ *
+ *   Reader functions (alex_lookup, alex_lower_bound, alex_iter_seek,
+ *   alex_iter_next, alex_get_stats) may run in any number of threads,
+ *   concurrently with the writer and each other, each call made inside an
+ *   RCU read-side section of the calling thread (orcu_read_lock() in
+ *   core/rcu.h; it registers the thread on first use).  They take no lock
+ *   and write no shared memory.  alex_size and alex_memory_bytes need no
+ *   section.
+ *
+ *   What a reader sees: each leaf carries a sequence counter (ck_sequence)
+ *   that the writer makes odd while it edits the leaf in place (once per
+ *   batch, not per key); a reader that saw it move retries the leaf.
+ *   Structural changes build new nodes aside and publish them with release
+ *   stores; the replaced leaf is marked obsolete (readers restart from the
+ *   root) and freed after an RCU grace period.  So a lookup returns a
+ *   (key, payload) pair that was in the tree at one instant during the call.
+ *
+ *   alex_create and alex_destroy: no concurrent call of any kind (destroy
+ *   waits for the deferred frees of retired nodes).
  *
  * Error convention: 0 (or a documented non-negative count) on success,
  * a negative errno value (-ENOMEM, -EINVAL) on failure.  On failure the tree
@@ -50,7 +68,10 @@ void alex_config_init(alex_config *cfg);
 /* Create an empty tree.  cfg may be NULL (defaults).  -ENOMEM on failure. */
 int alex_create(const alex_config *cfg, alex_tree **out);
 
-/* Free the tree and every node.  NULL is a no-op. */
+/* Free the tree and every node, after waiting for the deferred frees of
+ * retired nodes.  No other call on the tree may run, and no reader may
+ * still hold a pointer into it (unpublish the tree, then orcu_synchronize).
+ * Not from inside a read-side section.  NULL is a no-op. */
 void alex_destroy(alex_tree *t);
 
 /*
@@ -60,8 +81,13 @@ void alex_destroy(alex_tree *t);
  */
 int alex_bulk_load(alex_tree *t, const uint64_t *keys, const uint64_t *payloads, size_t n);
 
-/* Point lookup.  Returns true and sets *payload (if non-NULL) when present. */
+/* Point lookup (reader: inside an RCU read-side section).  Returns true and
+ * sets *payload (if non-NULL) when present. */
 bool alex_lookup(const alex_tree *t, uint64_t key, uint64_t *payload);
+
+/* The same lookup for the writer thread (or when no writer runs): no
+ * version checks, no RCU section needed. */
+bool alex_writer_lookup(const alex_tree *t, uint64_t key, uint64_t *payload);
 
 /* Insert or update.  Returns 1 when the key is new, 0 when an existing
  * key's payload was replaced, -ENOMEM on allocation failure (tree unchanged). */
@@ -93,31 +119,45 @@ typedef struct alex_batch_result {
  */
 int alex_apply_batch(alex_tree *t, const alex_op *ops, size_t n, alex_batch_result *res);
 
-/* Live keys. */
+/* Live keys (any thread; exact on the writer thread, a recent value
+ * elsewhere). */
 uint64_t alex_size(const alex_tree *t);
 
-/* Bytes of memory held by the index (all nodes, as allocated). */
+/* Bytes of memory held by the index (all nodes, as allocated; retired nodes
+ * waiting for their grace period are no longer counted).  Any thread. */
 size_t alex_memory_bytes(const alex_tree *t);
 
 /*
- * Ordered forward iteration.  alex_iter_seek positions the iterator at the
- * first key >= key; alex_iter_next returns it and advances.  An iterator is
- * invalidated by any mutation of the tree.
+ * Ordered forward iteration (reader: inside an RCU read-side section).
+ * alex_iter_seek positions the iterator at the first key >= key;
+ * alex_iter_next returns it and advances.
+ *
+ * Under a concurrent writer the iterator returns keys in strictly
+ * ascending order, never a key twice, every payload one that was written
+ * for its key, and every key that stayed present for the whole iteration.
+ *
+ * The iterator holds node pointers: one seek and all its nexts belong to
+ * one read-side section.  To go on in a later section, seek again past the
+ * last key returned.
  */
 typedef struct alex_iter {
 	const alex_tree *tree;
-	const struct alex_leaf *leaf;
-	uint32_t pos;
+	const struct alex_leaf *leaf; /* NULL at the end                           */
+	uint32_t pos;                 /* next slot to look at in leaf              */
+	uint32_t version;             /* leaf's sequence when pos was computed     */
+	uint64_t last;                /* last key returned, or seek key - 1        */
+	bool have_last;               /* false until a key was returned, unless
+				       * the seek key was > 0 (last = key - 1)     */
 } alex_iter;
 
 void alex_iter_seek(const alex_tree *t, uint64_t key, alex_iter *it);
 bool alex_iter_next(alex_iter *it, uint64_t *key, uint64_t *payload);
 
-/* The smallest key >= key.  Returns false when there is none. */
+/* The smallest key >= key (reader).  Returns false when there is none. */
 bool alex_lower_bound(const alex_tree *t, uint64_t key, uint64_t *found, uint64_t *payload);
 
 /*
- * Invariant checker for tests: walks every node and verifies routing, order,
+ * Invariant checker for tests (writer thread): walks every node and verifies routing, order,
  * gap fill, counts, leaf links and memory accounting.  Returns 0, or -1 and a
  * description in msg.
  */
@@ -134,8 +174,11 @@ typedef struct alex_stats {
 	uint64_t splits_down;        /* leaf replaced by a new internal node    */
 	uint64_t inner_expansions;   /* internal node's slot array doubled      */
 	uint64_t root_growths;       /* root domain widened for outside keys    */
+	uint64_t retired;            /* nodes replaced and freed after a grace period */
 } alex_stats;
 
+/* Any thread inside an RCU read-side section (walks the internal nodes for
+ * max_depth); counters are recent values. */
 void alex_get_stats(const alex_tree *t, alex_stats *st);
 
 #ifdef __cplusplus

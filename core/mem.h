@@ -11,8 +11,8 @@
  * arena so its memory can be measured and released as a unit and so
  * threads of different shards do not contend on one arena's locks.
  *
- * Under OMEN_ASAN the layer routes to the system allocator so that
- * AddressSanitizer sees (and checks) every node.
+ * Under OMEN_ASAN and OMEN_TSAN the layer routes to the system allocator,
+ * which the sanitizers intercept, so that they see (and check) every node.
  *
  * Thread safety: every function may be called from any thread.
  */

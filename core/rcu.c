@@ -1,0 +1,84 @@
+/*
+ * core/rcu.c — lazy registration with liburcu (see rcu.h).
+ */
+#include "core/rcu.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+__thread int orcu_online __attribute__((tls_model("initial-exec")));
+
+#ifdef OMEN_TSAN
+char orcu_tsan_token;
+
+/*
+ * liburcu allocates and frees its own bookkeeping (call_rcu queues,
+ * rcu_barrier records) in different threads, handing them over through
+ * its uninstrumented atomics: TSan would report those frees.  Suppress
+ * only interceptor calls made from liburcu itself; our nodes are freed
+ * from our own callbacks and stay checked.  TSan looks this hook up by
+ * name in the executable (the test programs link core/ statically).
+ */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+	return "called_from_lib:liburcu-memb.so\n"
+	       "called_from_lib:liburcu-common.so\n";
+}
+#endif
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+/* Runs at thread exit for every thread that registered (the key's value is
+ * non-NULL exactly for those).  A thread exits outside any read-side
+ * section, so unregistering here is legal. */
+static void on_thread_exit(void *arg)
+{
+	(void)arg;
+	urcu_memb_unregister_thread();
+	orcu_online = 0;
+}
+
+static void make_exit_key(void)
+{
+	if (pthread_key_create(&exit_key, on_thread_exit) != 0) {
+		/* Without the key, exiting threads would stay registered and
+		 * grace periods would wait on dead readers' counters. */
+		fputs("omendb: pthread_key_create failed; cannot track RCU readers\n", stderr);
+		abort();
+	}
+}
+
+void orcu_register_slow(void)
+{
+	pthread_once(&exit_key_once, make_exit_key);
+	urcu_memb_register_thread();
+	/* Any non-NULL value arms the destructor. */
+	if (pthread_setspecific(exit_key, &orcu_online) != 0) {
+		fputs("omendb: pthread_setspecific failed; cannot track RCU readers\n", stderr);
+		abort();
+	}
+	orcu_online = 1;
+}
+
+void orcu_call(struct rcu_head *head, void (*fn)(struct rcu_head *))
+{
+	/* call_rcu enters a read-side section itself: registered threads only. */
+	orcu_register();
+	ORCU_TSAN_RELEASE(); /* the retiring thread's accesses precede fn */
+	urcu_memb_call_rcu(head, fn);
+}
+
+void orcu_barrier(void)
+{
+	orcu_register();
+	urcu_memb_barrier();
+}
+
+void orcu_synchronize(void)
+{
+	orcu_register();
+	urcu_memb_synchronize_rcu();
+}
