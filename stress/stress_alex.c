@@ -25,99 +25,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alex.h"
 #include "tests/lib/datasets.h"
 #include "tests/lib/refmap.h"
+#include "tests/lib/util.h"
 
+/* 0 in n or insert_n: not given (no valid value is 0). */
 struct options {
-	uint64_t seed;
-	size_t n;          /* keys per distribution, differential runs */
-	size_t insert_n;   /* keys of each one-at-a-time insert run    */
-	int dist;          /* -1: all                                  */
-	bool smoke;
+	stress_opts common; /* --smoke, --seed, --dist                 */
+	size_t n;           /* keys per distribution, differential runs */
+	size_t insert_n;    /* keys of each one-at-a-time insert run    */
 };
 
 static uint64_t g_failures;
 
-static double now_sec(void)
+static _Noreturn void usage(const char *prog)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL) {
-		fprintf(stderr, "stress_alex: out of memory (%zu bytes)\n", n);
-		exit(2);
-	}
-	return p;
-}
-
-static void usage(const char *prog)
-{
-	fprintf(stderr,
-	        "usage: %s [--smoke] [--seed N] [--n N] [--insert-n N] [--dist NAME]\n"
-	        "  --smoke       a few seconds: small sizes (make check)\n"
-	        "  --seed N      replay a run (default: from the clock, printed)\n"
-	        "  --n N         keys per distribution (default 10000000)\n"
-	        "  --insert-n N  keys of the one-at-a-time runs (default 30000000)\n"
-	        "  --dist NAME   only this distribution (uniform, lognormal, timestamps,\n"
-	        "                device, clusters)\n",
-	        prog);
-	exit(2);
-}
-
-static size_t parse_size(const char *prog, const char *s)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 0);
-
-	if (*s == '\0' || *end != '\0' || v == 0)
-		usage(prog);
-	return (size_t)v;
+	stress_usage(prog, "[--n N] [--insert-n N]",
+	             "replay a run (default: from the clock, printed)",
+	             "  --n N         keys per distribution (default 10000000)\n"
+	             "  --insert-n N  keys of the one-at-a-time runs (default 30000000)\n");
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	bool seed_set = false, n_set = false, insert_set = false;
-
-	o->dist = -1;
-	o->smoke = false;
+	memset(o, 0, sizeof(*o));
+	stress_opts_init(&o->common);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (strcmp(a, "--smoke") == 0) {
-			o->smoke = true;
-		} else if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
-			o->seed = strtoull(argv[++i], NULL, 0);
-			seed_set = true;
-		} else if (strcmp(a, "--n") == 0 && i + 1 < argc) {
-			o->n = parse_size(argv[0], argv[++i]);
-			n_set = true;
+		if (stress_opt_arg(&o->common, argc, argv, &i))
+			continue;
+		if (strcmp(a, "--n") == 0 && i + 1 < argc) {
+			if (!parse_size(argv[++i], &o->n))
+				usage(argv[0]);
 		} else if (strcmp(a, "--insert-n") == 0 && i + 1 < argc) {
-			o->insert_n = parse_size(argv[0], argv[++i]);
-			insert_set = true;
-		} else if (strcmp(a, "--dist") == 0 && i + 1 < argc) {
-			o->dist = ds_parse(argv[++i]);
-			if (o->dist < 0)
+			if (!parse_size(argv[++i], &o->insert_n))
 				usage(argv[0]);
 		} else {
 			usage(argv[0]);
 		}
 	}
-	if (!seed_set)
-		o->seed = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)clock();
-	if (!n_set)
-		o->n = o->smoke ? 200000 : 10000000;
-	if (!insert_set)
-		o->insert_n = o->smoke ? 1000000 : 30000000;
+	stress_opts_done(&o->common);
+	if (o->n == 0)
+		o->n = o->common.smoke ? 200000 : 10000000;
+	if (o->insert_n == 0)
+		o->insert_n = o->common.smoke ? 1000000 : 30000000;
 }
 
 static void print_tree(const char *name, const alex_tree *t)
@@ -165,9 +119,9 @@ static void run_diff(const struct options *o, enum ds_dist dist, size_t n,
 	diff d;
 
 	snprintf(name, sizeof(name), "%s/%s/%zu", ds_name(dist), cfgname, n);
-	printf("%s: seed %" PRIu64 "\n", name, o->seed);
-	ds_generate(dist, o->seed, pool, n);
-	if (diff_init(&d, cfg, name, o->seed, pool, n) != 0) {
+	printf("%s: seed %" PRIu64 "\n", name, o->common.seed);
+	ds_generate(dist, o->common.seed, pool, n);
+	if (diff_init(&d, cfg, name, o->common.seed, pool, n) != 0) {
 		printf("%s: alex_create failed\n", name);
 		g_failures++;
 		free(pool);
@@ -201,6 +155,7 @@ static void run_diff(const struct options *o, enum ds_dist dist, size_t n,
  * sorted key set, with every payload. */
 static void run_insert_empty(const struct options *o, enum ds_dist dist, size_t n)
 {
+	const uint64_t seed = o->common.seed;
 	char name[80];
 	uint64_t *keys = xmalloc(n * sizeof(*keys)), *sorted;
 	uint64_t bad = 0, k, v;
@@ -211,8 +166,8 @@ static void run_insert_empty(const struct options *o, enum ds_dist dist, size_t 
 	size_t i;
 
 	snprintf(name, sizeof(name), "insert-empty/%s/%zu", ds_name(dist), n);
-	printf("%s: seed %" PRIu64 "\n", name, o->seed);
-	ds_generate(dist, o->seed ^ 0x1, keys, n);
+	printf("%s: seed %" PRIu64 "\n", name, seed);
+	ds_generate(dist, seed ^ 0x1, keys, n);
 	if (alex_create(NULL, &t) != 0) {
 		printf("%s: alex_create failed\n", name);
 		g_failures++;
@@ -225,7 +180,7 @@ static void run_insert_empty(const struct options *o, enum ds_dist dist, size_t 
 
 		if (rc != 1 && bad++ < 10)
 			printf("# FAIL %s seed=%" PRIu64 ": insert #%zu of %#" PRIx64 " returned %d\n",
-			       name, o->seed, i, keys[i], rc);
+			       name, seed, i, keys[i], rc);
 		if ((i + 1) % (n / 10 ? n / 10 : 1) == 0) {
 			double x = now_sec();
 
@@ -237,11 +192,11 @@ static void run_insert_empty(const struct options *o, enum ds_dist dist, size_t 
 		}
 	}
 	if (alex_check(t, msg, sizeof(msg)) != 0) {
-		printf("# FAIL %s seed=%" PRIu64 ": alex_check: %s\n", name, o->seed, msg);
+		printf("# FAIL %s seed=%" PRIu64 ": alex_check: %s\n", name, seed, msg);
 		bad++;
 	}
 	if (alex_size(t) != n) {
-		printf("# FAIL %s seed=%" PRIu64 ": size %" PRIu64 ", want %zu\n", name, o->seed,
+		printf("# FAIL %s seed=%" PRIu64 ": size %" PRIu64 ", want %zu\n", name, seed,
 		       alex_size(t), n);
 		bad++;
 	}
@@ -254,18 +209,18 @@ static void run_insert_empty(const struct options *o, enum ds_dist dist, size_t 
 		if (i >= n || k != sorted[i] || v != (k ^ UINT64_C(0x5555555555555555))) {
 			if (bad++ < 10)
 				printf("# FAIL %s seed=%" PRIu64 ": iteration #%zu gives %#" PRIx64
-				       ", want %#" PRIx64 "\n", name, o->seed, i, k, i < n ? sorted[i] : 0);
+				       ", want %#" PRIx64 "\n", name, seed, i, k, i < n ? sorted[i] : 0);
 			break;
 		}
 	}
 	if (i != n && bad++ < 10)
-		printf("# FAIL %s seed=%" PRIu64 ": iteration stops after %zu keys\n", name, o->seed, i);
+		printf("# FAIL %s seed=%" PRIu64 ": iteration stops after %zu keys\n", name, seed, i);
 	printf("  full iteration %.2f s\n", now_sec() - t0);
 	t0 = now_sec();
 	for (i = 0; i < n; i++)
 		if ((!alex_lookup(t, keys[i], &v) || v != (keys[i] ^ UINT64_C(0x5555555555555555))) &&
 		    bad++ < 10)
-			printf("# FAIL %s seed=%" PRIu64 ": lookup of %#" PRIx64 "\n", name, o->seed,
+			printf("# FAIL %s seed=%" PRIu64 ": lookup of %#" PRIx64 "\n", name, seed,
 			       keys[i]);
 	printf("  lookup of every key %.2f s  %.2f Mops/s\n", now_sec() - t0,
 	       (double)n / (now_sec() - t0) / 1e6);
@@ -285,7 +240,7 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	printf("stress_alex: seed %" PRIu64 " (replay: --seed %" PRIu64 "), n %zu, insert-n %zu%s\n",
-	       o.seed, o.seed, o.n, o.insert_n, o.smoke ? ", smoke" : "");
+	       o.common.seed, o.common.seed, o.n, o.insert_n, o.common.smoke ? ", smoke" : "");
 	fflush(stdout);
 	/* Tiny limits: leaves of 256 slots, internal nodes of 16, so n/10 keys
 	 * keep the tree restructuring all the time. */
@@ -295,16 +250,16 @@ int main(int argc, char **argv)
 	small.keys_per_slot = 8;
 	small.max_fanout_bits = 4;
 	for (int d = 0; d < DS_NDIST; d++) {
-		if (o.dist >= 0 && o.dist != d)
+		if (o.common.dist >= 0 && o.common.dist != d)
 			continue;
 		run_diff(&o, d, o.n, NULL, "default");
 		run_diff(&o, d, o.n / 10 > 1000 ? o.n / 10 : 1000, &small, "small");
 	}
-	if (o.dist < 0 || o.dist == DS_UNIFORM)
+	if (o.common.dist < 0 || o.common.dist == DS_UNIFORM)
 		run_insert_empty(&o, DS_UNIFORM, o.insert_n);
-	if (o.dist < 0 || o.dist == DS_DEVICE)
+	if (o.common.dist < 0 || o.common.dist == DS_DEVICE)
 		run_insert_empty(&o, DS_DEVICE, o.insert_n);
 	printf("stress_alex: %s, seed %" PRIu64 ", %" PRIu64 " mismatches, %.1f s\n",
-	       g_failures ? "FAILED" : "passed", o.seed, g_failures, now_sec() - t0);
+	       g_failures ? "FAILED" : "passed", o.common.seed, g_failures, now_sec() - t0);
 	return g_failures ? 1 : 0;
 }

@@ -24,107 +24,61 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alex.h"
 #include "tests/lib/datasets.h"
 #include "tests/lib/rwtorture.h"
+#include "tests/lib/util.h"
 
+/* 0 in readers, seconds or keys: not given (no valid value is 0). */
 struct options {
-	uint64_t seed;
+	stress_opts common; /* --smoke, --seed, --dist */
 	unsigned readers;
-	double seconds;    /* per run                      */
-	size_t keys;       /* stable keys per run          */
-	int dist;          /* -1: all                      */
-	bool smoke;
+	double seconds;     /* per run                 */
+	size_t keys;        /* stable keys per run     */
 };
 
-static double now_sec(void)
+static _Noreturn void usage(const char *prog)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void usage(const char *prog)
-{
-	fprintf(stderr,
-	        "usage: %s [--smoke] [--seed N] [--readers N] [--seconds S] [--keys N] [--dist NAME]\n"
-	        "  --smoke       a few seconds: small sizes (make check)\n"
-	        "  --seed N      replay the key sets and the writer (default: from the clock)\n"
-	        "  --readers N   reader threads (default 4)\n"
-	        "  --seconds S   writer time per run, two runs per distribution (default 30)\n"
-	        "  --keys N      stable keys per run, as many volatile (default 2000000)\n"
-	        "  --dist NAME   only this distribution (uniform, lognormal, timestamps,\n"
-	        "                device, clusters)\n",
-	        prog);
-	exit(2);
-}
-
-static size_t parse_size(const char *prog, const char *s)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 0);
-
-	if (*s == '\0' || *end != '\0' || v == 0)
-		usage(prog);
-	return (size_t)v;
-}
-
-static double parse_seconds(const char *prog, const char *s)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (*s == '\0' || *end != '\0' || !(v > 0))
-		usage(prog);
-	return v;
+	stress_usage(prog, "[--readers N] [--seconds S] [--keys N]",
+	             "replay the key sets and the writer (default: from the clock)",
+	             "  --readers N   reader threads (default 4)\n"
+	             "  --seconds S   writer time per run, two runs per distribution (default 30)\n"
+	             "  --keys N      stable keys per run, as many volatile (default 2000000)\n");
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
 {
-	bool seed_set = false, readers_set = false, seconds_set = false, keys_set = false;
-
-	o->dist = -1;
-	o->smoke = false;
+	memset(o, 0, sizeof(*o));
+	stress_opts_init(&o->common);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (strcmp(a, "--smoke") == 0) {
-			o->smoke = true;
-		} else if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
-			o->seed = strtoull(argv[++i], NULL, 0);
-			seed_set = true;
-		} else if (strcmp(a, "--readers") == 0 && i + 1 < argc) {
-			size_t n = parse_size(argv[0], argv[++i]);
+		if (stress_opt_arg(&o->common, argc, argv, &i))
+			continue;
+		if (strcmp(a, "--readers") == 0 && i + 1 < argc) {
+			size_t n;
 
-			if (n > 1024)
+			if (!parse_size(argv[++i], &n) || n > 1024)
 				usage(argv[0]);
 			o->readers = (unsigned)n;
-			readers_set = true;
 		} else if (strcmp(a, "--seconds") == 0 && i + 1 < argc) {
-			o->seconds = parse_seconds(argv[0], argv[++i]);
-			seconds_set = true;
+			if (!parse_seconds(argv[++i], &o->seconds))
+				usage(argv[0]);
 		} else if (strcmp(a, "--keys") == 0 && i + 1 < argc) {
-			o->keys = parse_size(argv[0], argv[++i]);
-			keys_set = true;
-		} else if (strcmp(a, "--dist") == 0 && i + 1 < argc) {
-			o->dist = ds_parse(argv[++i]);
-			if (o->dist < 0)
+			if (!parse_size(argv[++i], &o->keys))
 				usage(argv[0]);
 		} else {
 			usage(argv[0]);
 		}
 	}
-	if (!seed_set)
-		o->seed = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)clock();
-	if (!readers_set)
+	stress_opts_done(&o->common);
+	if (o->readers == 0)
 		o->readers = 4;
-	if (!seconds_set)
-		o->seconds = o->smoke ? 0.4 : 30;
-	if (!keys_set)
-		o->keys = o->smoke ? 50000 : 2000000;
+	if (o->seconds == 0)
+		o->seconds = o->common.smoke ? 0.4 : 30;
+	if (o->keys == 0)
+		o->keys = o->common.smoke ? 50000 : 2000000;
 }
 
 /* One timed run; returns its failures (a tree that cannot be built counts
@@ -140,13 +94,14 @@ static uint64_t run_one(const struct options *o, enum ds_dist dist, bool tiny)
 	snprintf(name, sizeof(name), "%s/%s", ds_name(dist), tiny ? "tiny" : "default");
 	rwt_config_init(&c);
 	c.name = name;
-	c.seed = o->seed ^ ((uint64_t)dist + 1) * UINT64_C(0xd6e8feb86659fd93) ^ (tiny ? 1 : 0);
+	c.seed = o->common.seed ^ ((uint64_t)dist + 1) * UINT64_C(0xd6e8feb86659fd93) ^
+	         (tiny ? 1 : 0);
 	c.dist = dist;
 	c.stable_keys = tiny ? (o->keys / 4 > 1000 ? o->keys / 4 : 1000) : o->keys;
 	c.readers = o->readers;
 	c.writer_steps = 0;
 	c.seconds = o->seconds;
-	c.min_reader_iters = o->smoke ? 100 : 1000;
+	c.min_reader_iters = o->common.smoke ? 100 : 1000;
 	c.ephemeral_threads = 64;
 	c.out = stdout;
 	if (tiny) {
@@ -185,16 +140,16 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	printf("stress_readers: seed %" PRIu64 " (replay: --seed %" PRIu64 "), %zu keys, "
-	       "%u readers, %.1f s per run%s\n", o.seed, o.seed, o.keys, o.readers, o.seconds,
-	       o.smoke ? ", smoke" : "");
+	       "%u readers, %.1f s per run%s\n", o.common.seed, o.common.seed, o.keys, o.readers,
+	       o.seconds, o.common.smoke ? ", smoke" : "");
 	fflush(stdout);
 	for (int d = 0; d < DS_NDIST; d++) {
-		if (o.dist >= 0 && o.dist != d)
+		if (o.common.dist >= 0 && o.common.dist != d)
 			continue;
 		failures += run_one(&o, d, false);
 		failures += run_one(&o, d, true);
 	}
 	printf("stress_readers: %s, seed %" PRIu64 ", %" PRIu64 " failures, %.1f s\n",
-	       failures ? "FAILED" : "passed", o.seed, failures, now_sec() - t0);
+	       failures ? "FAILED" : "passed", o.common.seed, failures, now_sec() - t0);
 	return failures ? 1 : 0;
 }

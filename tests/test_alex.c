@@ -27,13 +27,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alex.h"
 #include "core/mem.h"
 #include "tests/lib/datasets.h"
 #include "tests/lib/refmap.h"
 #include "tests/lib/tap.h"
+#include "tests/lib/util.h"
 
 #define DEFAULT_SEED UINT64_C(20240611)
 
@@ -44,33 +44,6 @@ static uint64_t g_seed;
 static alex_stats g_forced;
 
 /* ------------------------------------------------------------ helpers */
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (p == NULL)
-		bail_out("out of memory (%zu x %zu bytes)", n, size);
-	return p;
-}
-
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A data set seed that depends on the case, so cases do not share keys. */
-static uint64_t case_seed(const char *name)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * UINT64_C(0x100000001b3);
-	return g_seed ^ h;
-}
 
 /* Tiny limits: leaves of at most 256 slots, 64 keys per bulk-loaded leaf,
  * internal nodes of at most 16 slots.  A few thousand keys already need
@@ -213,7 +186,7 @@ static void test_refmap_selfcheck(void)
 	ds_rng r;
 
 	refmap_init(&m);
-	ds_rng_seed(&r, case_seed("refmap"));
+	ds_rng_seed(&r, case_seed(g_seed, "refmap"));
 	for (size_t op = 0; op < N; op++) {
 		/* Grow for the first half, then shrink: blocks split, then empty. */
 		unsigned bias = op < N / 2 ? 70 : 30;
@@ -456,7 +429,7 @@ static void test_edge_bulk_emptied(void)
 
 	if (alex_create(&small, &t) != 0)
 		bail_out("alex_create failed");
-	ds_generate(DS_UNIFORM, case_seed("edge/bulk-emptied"), keys, N);
+	ds_generate(DS_UNIFORM, case_seed(g_seed, "edge/bulk-emptied"), keys, N);
 	for (size_t i = 0; i < N; i++)
 		all &= alex_insert(t, keys[i], 1) == 1;
 	for (size_t i = 0; i < N; i++)
@@ -486,7 +459,7 @@ static void test_edge_batch_invalid(void)
 	uint64_t fails = 0;
 	diff d;
 
-	ds_generate(DS_UNIFORM, case_seed("edge/batch-invalid"), pool, N);
+	ds_generate(DS_UNIFORM, case_seed(g_seed, "edge/batch-invalid"), pool, N);
 	diff_start(&d, NULL, "edge/batch-invalid", pool, N);
 	fails += diff_bulk_load(&d, N / 2);
 	for (int where = 0; where < 3; where++) {
@@ -653,8 +626,8 @@ static void test_edge_enomem(void)
 	diff d;
 	ds_rng r;
 
-	ds_rng_seed(&r, case_seed("edge/enomem"));
-	ds_generate(DS_LOGNORMAL, case_seed("edge/enomem"), pool, N);
+	ds_rng_seed(&r, case_seed(g_seed, "edge/enomem"));
+	ds_generate(DS_LOGNORMAL, case_seed(g_seed, "edge/enomem"), pool, N);
 	diff_start(&d, &small, "edge/enomem", pool, N);
 
 	/* Bulk load: fail the k-th allocation for k = 0, 1, ... until it
@@ -792,7 +765,7 @@ static void test_diff(enum ds_dist dist, size_t n, const alex_config *cfg, const
 	diff d;
 
 	snprintf(name, sizeof(name), "diff/%s/%s/%zu", ds_name(dist), cfgname, n);
-	ds_generate(dist, case_seed(name), pool, n);
+	ds_generate(dist, case_seed(g_seed, name), pool, n);
 	diff_start(&d, cfg, name, pool, n);
 	/* Forcing cases load less, so that inserts take leaves well past their
 	 * bulk-loaded size and into splits. */
@@ -827,7 +800,7 @@ static void test_shape_a(void)
 	double t0 = now_sec();
 	diff d;
 
-	ds_generate(DS_LOGNORMAL, case_seed("shape/a"), pool, N);
+	ds_generate(DS_LOGNORMAL, case_seed(g_seed, "shape/a"), pool, N);
 	diff_start(&d, &small, "shape/a/mixed-order", pool, N);
 	phase(&d, diff_bulk_load(&d, 100000), "bulk load 100K lognormal");
 	for (int part = 0; part < 4; part++) {
@@ -854,7 +827,7 @@ static void test_shape_b(void)
 	double t0 = now_sec();
 	alex_config medium = cfg_medium();
 
-	ds_generate(DS_LOGNORMAL, case_seed("shape/b"), pool, N);
+	ds_generate(DS_LOGNORMAL, case_seed(g_seed, "shape/b"), pool, N);
 	for (int c = 0; c < 2; c++) {
 		size_t n = c ? 650000 : N;
 		char name[64];
@@ -887,9 +860,9 @@ static void test_shape_c(enum ds_dist dist, size_t n, const alex_config *cfg, co
 	diff d;
 
 	snprintf(name, sizeof(name), "shape/c/erase-all/%s/%s/%zu", ds_name(dist), cfgname, n);
-	ds_generate(dist, case_seed(name), pool, n);
+	ds_generate(dist, case_seed(g_seed, name), pool, n);
 	memcpy(order, pool, n * sizeof(*order));
-	ds_shuffle(order, n, case_seed(name) + 1);
+	ds_shuffle(order, n, case_seed(g_seed, name) + 1);
 	diff_start(&d, cfg, name, pool, n);
 	if (forcing) {
 		phase(&d, diff_bulk_load(&d, n / 4), "bulk load a quarter");
@@ -915,7 +888,7 @@ static void test_shape_c(enum ds_dist dist, size_t n, const alex_config *cfg, co
 		add_forced(d.t);
 	}
 	/* Everything back, one at a time, in a different order. */
-	ds_shuffle(order, n, case_seed(name) + 2);
+	ds_shuffle(order, n, case_seed(g_seed, name) + 2);
 	for (size_t i = 0; i < n; i++)
 		diff_op_insert(&d, order[i]);
 	phase(&d, diff_iterate(&d) + diff_lookup_all(&d), "re-inserted every key");
@@ -940,7 +913,7 @@ static void test_shape_d(enum ds_dist dist, size_t n, const alex_config *cfg, co
 	bool checks = true;
 
 	snprintf(name, sizeof(name), "shape/d/insert-empty/%s/%s/%zu", ds_name(dist), cfgname, n);
-	ds_generate(dist, case_seed(name), keys, n);
+	ds_generate(dist, case_seed(g_seed, name), keys, n);
 	if (alex_create(cfg, &t) != 0)
 		bail_out("alex_create failed");
 	for (size_t i = 0; i < n; i++) {
@@ -1087,7 +1060,7 @@ static void test_shape_e(void)
 		/* Into an empty tree, one at a time. */
 		snprintf(name, sizeof(name), "shape/e/extremes-empty/%s", cn);
 		memcpy(pool, ext, ne * sizeof(*pool));
-		ds_shuffle(pool, ne, case_seed(name));
+		ds_shuffle(pool, ne, case_seed(g_seed, name));
 		diff_start(&d, cfg, name, pool, ne);
 		phase(&d, diff_inserts(&d, ne, 0), "insert extreme keys one at a time");
 		ok(alex_lower_bound(d.t, 0, &k, &v) && k == 0, "%s: lower_bound(0) is 0", name);
@@ -1108,9 +1081,9 @@ static void test_shape_e(void)
 		 * ways, by single inserts; then keys at every power-of-two
 		 * distance from the loaded range fill the leaves growth made. */
 		snprintf(name, sizeof(name), "shape/e/extremes-after-bulk/%s", cn);
-		ds_generate(DS_TIMESTAMPS, case_seed(name), pool, NT);
+		ds_generate(DS_TIMESTAMPS, case_seed(g_seed, name), pool, NT);
 		memcpy(pool + NT, ext, ne * sizeof(*pool));
-		ds_shuffle(pool + NT, ne, case_seed(name));
+		ds_shuffle(pool + NT, ne, case_seed(g_seed, name));
 		min_max(pool, NT, &lo, &hi);
 		nl = log_spaced_keys(lo, hi, pool + NT + ne);
 		diff_start(&d, cfg, name, pool, NT + ne + nl);
@@ -1129,7 +1102,7 @@ static void test_shape_e(void)
 		/* The same growth, the other way round: log-spaced keys first
 		 * (one growth step at a time), the extremes last. */
 		snprintf(name, sizeof(name), "shape/e/log-spaced-after-bulk/%s", cn);
-		ds_generate(DS_LOGNORMAL, case_seed(name), pool, NT);
+		ds_generate(DS_LOGNORMAL, case_seed(g_seed, name), pool, NT);
 		min_max(pool, NT, &lo, &hi);
 		nl = log_spaced_keys(lo, hi, pool + NT);
 		memcpy(pool + NT + nl, ext, ne * sizeof(*pool));
@@ -1145,7 +1118,7 @@ static void test_shape_e(void)
 		/* After a bulk load, via batches: all extremes put in one batch
 		 * (each key twice, the later payload wins), then half deleted. */
 		snprintf(name, sizeof(name), "shape/e/extremes-batch/%s", cn);
-		ds_generate(DS_TIMESTAMPS, case_seed(name), pool, NT);
+		ds_generate(DS_TIMESTAMPS, case_seed(g_seed, name), pool, NT);
 		diff_start(&d, cfg, name, pool, NT);
 		phase(&d, diff_bulk_load(&d, NT), "bulk load timestamps");
 		{
@@ -1178,7 +1151,7 @@ static void test_shape_e(void)
 		/* The extremes bulk loaded themselves, then ordinary keys. */
 		snprintf(name, sizeof(name), "shape/e/extremes-bulk/%s", cn);
 		memcpy(pool, ext, ne * sizeof(*pool));
-		ds_generate(DS_UNIFORM, case_seed(name), pool + ne, NT);
+		ds_generate(DS_UNIFORM, case_seed(g_seed, name), pool + ne, NT);
 		diff_start(&d, cfg, name, pool, NT + ne);
 		phase(&d, diff_bulk_load(&d, ne), "bulk load of extreme keys");
 		phase(&d, diff_mixed(&d, 40000), "mixed operations");
@@ -1214,7 +1187,7 @@ static void test_shape_f(size_t nbulk, size_t nappend, size_t ndesc, const alex_
 	diff d;
 
 	snprintf(name, sizeof(name), "shape/f/append/%s/%zu", cfgname, nappend);
-	ds_generate(DS_TIMESTAMPS, case_seed(name), pool, nbulk + nappend);
+	ds_generate(DS_TIMESTAMPS, case_seed(g_seed, name), pool, nbulk + nappend);
 	diff_start(&d, cfg, name, pool, nbulk + nappend);
 	phase(&d, diff_bulk_load(&d, nbulk), "bulk load timestamps");
 	s0 = get_stats(d.t);
@@ -1231,7 +1204,7 @@ static void test_shape_f(size_t nbulk, size_t nappend, size_t ndesc, const alex_
 	else
 		diag("%s: this seed's appends stay inside the root domain", name);
 
-	ds_rng_seed(&r, case_seed(name));
+	ds_rng_seed(&r, case_seed(g_seed, name));
 	desc[0] = pool[0] - 1 - ds_rng_next(&r) % 10;
 	for (size_t i = 1; i < half; i++)
 		desc[i] = desc[i - 1] - 1 - ds_rng_next(&r) % 10;
@@ -1274,7 +1247,7 @@ static void test_shape_f_device(size_t nbulk, size_t ninsert, const alex_config 
 	diff d;
 
 	snprintf(name, sizeof(name), "shape/f/device-append/%s/%zu", cfgname, ninsert);
-	ds_generate(DS_DEVICE, case_seed(name), pool, nbulk + ninsert);
+	ds_generate(DS_DEVICE, case_seed(g_seed, name), pool, nbulk + ninsert);
 	diff_start(&d, cfg, name, pool, nbulk + ninsert);
 	phase(&d, diff_bulk_load(&d, nbulk), "bulk load the first seconds");
 	phase(&d, diff_inserts(&d, ninsert / 2, 0), "time-major inserts");
@@ -1384,17 +1357,11 @@ static const struct test {
 
 int main(void)
 {
-	const char *env = getenv("OMEN_TEST_SEED");
 	const char *only = getenv("OMEN_TEST_ONLY");
 	double t0 = now_sec();
 	bool all = true;
 
-	if (env && strcmp(env, "random") == 0)
-		g_seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
-	else if (env && *env)
-		g_seed = strtoull(env, NULL, 0);
-	else
-		g_seed = DEFAULT_SEED;
+	g_seed = test_seed_from_env(DEFAULT_SEED);
 	plan_no_plan();
 	diag("seed %" PRIu64 " (replay: OMEN_TEST_SEED=%" PRIu64 " [OMEN_TEST_ONLY=<test>])",
 	     g_seed, g_seed);

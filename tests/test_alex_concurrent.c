@@ -29,12 +29,12 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alex.h"
 #include "tests/lib/datasets.h"
 #include "tests/lib/rwtorture.h"
 #include "tests/lib/tap.h"
+#include "tests/lib/util.h"
 
 #define DEFAULT_SEED UINT64_C(20240612)
 
@@ -54,24 +54,6 @@
 
 static uint64_t g_seed;
 static double g_scale;
-
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A seed per case, so that cases do not share key sets. */
-static uint64_t case_seed(const char *name)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * UINT64_C(0x100000001b3);
-	return g_seed ^ h;
-}
 
 static uint64_t scaled(uint64_t n, uint64_t floor)
 {
@@ -123,7 +105,7 @@ static void run_case(const struct tcase *tc)
 
 	rwt_config_init(&c);
 	c.name = tc->name;
-	c.seed = case_seed(tc->name);
+	c.seed = case_seed(g_seed, tc->name);
 	c.dist = tc->dist;
 	c.readers = tc->readers;
 	c.stable_keys = (size_t)scaled(tc->stable, 2000);
@@ -167,17 +149,11 @@ static void run_case(const struct tcase *tc)
 
 int main(void)
 {
-	const char *env = getenv("OMEN_TEST_SEED");
 	const char *only = getenv("OMEN_TEST_ONLY");
 	const char *scale = getenv("OMEN_TEST_SCALE");
 	double t0 = now_sec();
 
-	if (env && strcmp(env, "random") == 0)
-		g_seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
-	else if (env && *env)
-		g_seed = strtoull(env, NULL, 0);
-	else
-		g_seed = DEFAULT_SEED;
+	g_seed = test_seed_from_env(DEFAULT_SEED);
 	g_scale = scale && *scale ? strtod(scale, NULL) : DEFAULT_SCALE;
 	if (!(g_scale > 0))
 		g_scale = DEFAULT_SCALE;

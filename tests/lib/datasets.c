@@ -153,8 +153,7 @@ void ds_sort(uint64_t *keys, size_t n)
 	free(count);
 }
 
-/* Sort keys[0, n) and squeeze out duplicates; returns the distinct count. */
-static size_t sort_unique(uint64_t *keys, size_t n)
+size_t ds_sort_unique(uint64_t *keys, size_t n)
 {
 	size_t m = 0;
 
@@ -163,6 +162,21 @@ static size_t sort_unique(uint64_t *keys, size_t n)
 		if (m == 0 || keys[i] != keys[m - 1])
 			keys[m++] = keys[i];
 	return m;
+}
+
+size_t ds_lower_bound(const uint64_t *a, size_t n, uint64_t key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (a[mid] < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 /*
@@ -182,7 +196,7 @@ static void fill_distinct(uint64_t *keys, size_t n, size_t have, ds_rng *r,
 			TEST_DIE("fill_distinct: cannot find %zu distinct keys", n);
 		for (size_t i = have; i < n; i++)
 			keys[i] = draw(r, arg);
-		have = sort_unique(keys, n);
+		have = ds_sort_unique(keys, n);
 	}
 }
 
@@ -320,7 +334,7 @@ static void gen_clusters(ds_rng *r, uint64_t *keys, size_t n)
 	}
 	/* Overlapping clusters or an outlier landing on a cluster key: replace
 	 * the lost keys by more outliers. */
-	fill_distinct(keys, n, sort_unique(keys, n), r, draw_outlier, NULL);
+	fill_distinct(keys, n, ds_sort_unique(keys, n), r, draw_outlier, NULL);
 }
 
 void ds_generate(enum ds_dist d, uint64_t seed, uint64_t *keys, size_t n)

@@ -40,6 +40,11 @@ void ds_generate(enum ds_dist d, uint64_t seed, uint64_t *keys, size_t n);
 /* Fisher-Yates shuffle and ascending sort (radix) helpers. */
 void ds_shuffle(uint64_t *keys, size_t n, uint64_t seed);
 void ds_sort(uint64_t *keys, size_t n);
+/* Sort and squeeze out duplicates; returns the distinct count. */
+size_t ds_sort_unique(uint64_t *keys, size_t n);
+/* In ascending a[0, n): the index of the first element >= key (n when
+ * there is none). */
+size_t ds_lower_bound(const uint64_t *a, size_t n, uint64_t key);
 
 /* Zipf(theta) sampler over ranks [0, n): rank 0 is hottest. */
 typedef struct ds_zipf {

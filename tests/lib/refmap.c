@@ -10,28 +10,12 @@
  */
 #include "tests/lib/refmap.h"
 #include "tests/lib/die.h"
+#include "tests/lib/util.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-		TEST_DIE("out of memory (%zu bytes)", n);
-	return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (p == NULL)
-		TEST_DIE("out of memory (%zu bytes)", n);
-	return p;
-}
 
 /* ------------------------------------------------------ reference map */
 
@@ -115,17 +99,7 @@ static size_t find_block(const refmap *m, uint64_t key)
 /* First index in blk with keys[i] >= key (blk->n when none). */
 static uint32_t block_lower(const refmap_block *blk, uint64_t key)
 {
-	uint32_t lo = 0, hi = blk->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (blk->keys[mid] < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return (uint32_t)ds_lower_bound(blk->keys, blk->n, key);
 }
 
 bool refmap_get(const refmap *m, uint64_t key, uint64_t *val)

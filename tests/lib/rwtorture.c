@@ -26,6 +26,7 @@
  */
 #include "tests/lib/rwtorture.h"
 #include "tests/lib/die.h"
+#include "tests/lib/util.h"
 
 #include "core/rcu.h"
 
@@ -39,32 +40,6 @@
 #include <time.h>
 
 /* ------------------------------------------------------------ helpers */
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-		TEST_DIE("rwtorture: out of memory (%zu bytes)", n);
-	return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (p == NULL)
-		TEST_DIE("rwtorture: out of memory (%zu x %zu bytes)", n, size);
-	return p;
-}
-
-static double now_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Uniform in [0, n) by multiply-shift; n > 0. */
 static uint64_t below(ds_rng *r, uint64_t n)
@@ -211,17 +186,7 @@ static void report(struct run *run, const char *who, const char *fmt, ...)
 /* Index of the first stable key >= key (ns when there is none). */
 static size_t stable_lower(const struct run *run, uint64_t key)
 {
-	size_t lo = 0, hi = run->ns;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (run->stable[mid] < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ds_lower_bound(run->stable, run->ns, key);
 }
 
 static bool is_stable(const struct run *run, uint64_t key)
@@ -864,18 +829,6 @@ static void *writer_main(void *arg)
 
 /* ---------------------------------------------------------------- keys */
 
-/* Sort and squeeze out duplicates; returns the distinct count. */
-static size_t sort_unique(uint64_t *a, size_t n)
-{
-	size_t m = 0;
-
-	ds_sort(a, n);
-	for (size_t i = 0; i < n; i++)
-		if (m == 0 || a[i] != a[m - 1])
-			a[m++] = a[i];
-	return m;
-}
-
 struct keysets {
 	uint64_t *stable;
 	size_t ns;
@@ -892,13 +845,13 @@ static void build_keys(const rwt_config *c, struct keysets *ks)
 
 	ds_rng_seed(&rng, c->seed ^ UINT64_C(0x6b65797365747321));
 	ds_generate(c->dist, c->seed, pool, n);
-	n = sort_unique(pool, n);
+	n = ds_sort_unique(pool, n);
 	/* Leave room around the pool for root growth (see the top): keep the
 	 * low 61 bits, so that dense runs stay dense, and fold the rest. */
 	if (pool[n - 1] >= UINT64_C(1) << 62) {
 		for (size_t i = 0; i < n; i++)
 			pool[i] = UINT64_C(1) << 61 | (pool[i] & ((UINT64_C(1) << 61) - 1));
-		n = sort_unique(pool, n);
+		n = ds_sort_unique(pool, n);
 	}
 	lo = pool[0];
 	hi = pool[n - 1];
@@ -932,7 +885,7 @@ static void build_keys(const rwt_config *c, struct keysets *ks)
 		if (s < hi)
 			mid[nm++] = s + 1;
 	}
-	nm = sort_unique(mid, nm);
+	nm = ds_sort_unique(mid, nm);
 	/* Drop the neighbours that are stable keys themselves. */
 	{
 		size_t j = 0, m = 0;
@@ -981,16 +934,8 @@ static void build_keys(const rwt_config *c, struct keysets *ks)
 /* Index of a volatile key, or SIZE_MAX. */
 static size_t vol_index(const struct run *run, uint64_t key)
 {
-	size_t lo = 0, hi = run->nmid;
+	size_t lo = ds_lower_bound(run->vk, run->nmid, key);
 
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
-
-		if (run->vk[m] < key)
-			lo = m + 1;
-		else
-			hi = m;
-	}
 	if (lo < run->nmid && run->vk[lo] == key)
 		return lo;
 	for (size_t i = run->nmid; i < run->nv; i++)
@@ -1126,6 +1071,7 @@ int rwt_run(const rwt_config *c, rwt_result *r)
 
 	build_keys(c, &ks);
 	memset(&run, 0, sizeof(run));
+	memset(&w, 0, sizeof(w));
 	run.c = c;
 	run.name = c->name ? c->name : "rwtorture";
 	run.seed = c->seed;
@@ -1154,13 +1100,11 @@ int rwt_run(const rwt_config *c, rwt_result *r)
 	r->volatile_keys = run.nmid;
 	r->outer_keys = run.nlo + run.nhi;
 	if (run.nmid == 0) {
-		free(ks.stable);
-		free(ks.vk);
-		return -EINVAL;
+		rc = -EINVAL;
+		goto out;
 	}
 
 	/* The writer's state; one middle volatile key in 16 starts present. */
-	memset(&w, 0, sizeof(w));
 	w.run = &run;
 	ds_rng_seed(&w.rng, c->seed ^ UINT64_C(0x5772697465722121));
 	w.present = xcalloc(run.nv, 1);
@@ -1196,15 +1140,8 @@ int rwt_run(const rwt_config *c, rwt_result *r)
 	}
 	free(lkeys);
 	free(lvals);
-	if (rc != 0) {
-		free(w.present);
-		free(w.gen);
-		free(w.ops);
-		free(w.opidx);
-		free(ks.stable);
-		free(ks.vk);
-		return rc;
-	}
+	if (rc != 0)
+		goto out;
 
 	run.rd = aligned_alloc(64, c->readers * sizeof(struct reader));
 	rtid = xcalloc(c->readers, sizeof(pthread_t));
@@ -1279,13 +1216,17 @@ int rwt_run(const rwt_config *c, rwt_result *r)
 
 	free(run.rd);
 	free(rtid);
+	rc = rwt_total_failures(r) ? 1 : 0;
+out:
+	/* Every return after build_keys: the writer's arrays (NULL until they
+	 * are made) and the key sets. */
 	free(w.present);
 	free(w.gen);
 	free(w.ops);
 	free(w.opidx);
 	free(ks.stable);
 	free(ks.vk);
-	return rwt_total_failures(r) ? 1 : 0;
+	return rc;
 }
 
 /* ---------------------------------------------------------------- report */
