@@ -13,18 +13,27 @@ __thread int orcu_online __attribute__((tls_model("initial-exec")));
 char orcu_tsan_token;
 
 /*
- * liburcu allocates and frees its own bookkeeping (call_rcu queues,
- * rcu_barrier records) in different threads, handing them over through
- * its uninstrumented atomics: TSan would report those frees.  Suppress
- * only interceptor calls made from liburcu itself; our nodes are freed
- * from our own callbacks and stay checked.  TSan looks this hook up by
- * name in the executable (the test programs link core/ statically).
+ * TSan default suppressions for the uninstrumented libraries the engine
+ * links, whose internal hand-offs TSan cannot see:
+ *  - liburcu allocates and frees its own bookkeeping (call_rcu queues,
+ *    rcu_barrier records) in different threads, ordered by its own atomics;
+ *  - RocksDB (shard/store.c) hands one thread's WriteBatch to the
+ *    write-group leader, which copies it into the WAL and the memtables,
+ *    and readers compare memtable keys, all ordered by RocksDB's atomics
+ *    (its memcpy/memcmp come from librocksdb or from libstdc++ under it;
+ *    our code is C, so the libstdc++ entry hides RocksDB only).
+ * Only interceptor calls made from those libraries are suppressed: our
+ * nodes are freed by our own callbacks and stay checked.  TSan looks this
+ * hook up by name in the executable, so it lives here, in the object every
+ * engine program links (core/ is linked statically into the tests).
  */
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
 	return "called_from_lib:liburcu-memb.so\n"
-	       "called_from_lib:liburcu-common.so\n";
+	       "called_from_lib:liburcu-common.so\n"
+	       "called_from_lib:librocksdb.so\n"
+	       "called_from_lib:libstdc++.so\n";
 }
 #endif
 
