@@ -23,8 +23,9 @@
  * Either the sleeper sees the other side's progress, or the waker sees the
  * sleeper's flag; the futex word was read before the re-check, so a bump
  * between re-check and sleep makes FUTEX_WAIT return at once.  A push thus
- * costs a fence and a load of a read-mostly line, never a system call,
- * unless the consumer really sleeps.
+ * costs a load of a read-mostly line (and, on ck_ring, a fence; wfcqueue's
+ * tail xchg is already one), never a system call, unless the consumer
+ * really sleeps.
  *
  * Close and drain: the wfcqueue counter carries a CLOSED bit, so a place is
  * either reserved before the close (and its record will arrive) or refused.
@@ -175,8 +176,18 @@ static void wake_producers(oq_queue *q)
 static void wake_consumer(oq_queue *q)
 {
 	/* Pairs with the fence in oq_pop_batch: our publication (p_tail store
-	 * or tail xchg) is ordered before this load of cons_sleeping. */
-	FULL_FENCE(q);
+	 * or tail xchg) is ordered before this load of cons_sleeping.  The
+	 * wfcqueue publication needs no fence of ours: cds_wfcq_enqueue's
+	 * uatomic_xchg on the tail is documented by liburcu to imply a full
+	 * barrier after it, which is the one fence a push would pay.  Under
+	 * TSan the xchg is invisible, so the fence (an RMW there) stays. */
+#ifndef OMEN_TSAN
+	if (q->impl == OQ_IMPL_WFCQUEUE) {
+		/* Compiler-only: keep the load below after the enqueue. */
+		atomic_signal_fence(memory_order_seq_cst);
+	} else
+#endif
+		FULL_FENCE(q);
 	if (atomic_load_explicit(&q->cons_sleeping, memory_order_relaxed) != 0 &&
 	    atomic_exchange_explicit(&q->cons_sleeping, 0, memory_order_relaxed) != 0) {
 		/* Only the producer that cleared the flag makes the call. */

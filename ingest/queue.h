@@ -51,9 +51,10 @@ typedef struct oq_queue oq_queue;
 /*
  * The implementations, selectable per queue so both can be measured in one
  * run (bench/bench_queue).  OQ_IMPL_DEFAULT, the one the engine uses, is
- * wfcqueue: on the 2-core test VM it moved 1.29x the records of ck_ring
- * with one producer, tied with two, and with more producers than cores it
- * was ~50x faster, because ck_ring publishes slots in claim order, so a
+ * wfcqueue: on the 2-core test VM (build/bench/bench_queue) it moved
+ * 1.6x the records of ck_ring with one producer (11.4-12.6M/s), at least
+ * as many with two (their runs vary widely), and with more producers than
+ * cores it was ~50x faster, because ck_ring publishes slots in claim order, so a
  * producer preempted between claiming and publishing stalls every producer
  * behind it, while a wfcqueue push (one exchange, one store) never waits
  * for another producer.
