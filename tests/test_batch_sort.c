@@ -130,20 +130,6 @@ static void check_keys(const char *name, const uint64_t *keys, size_t n)
 	free(scratch);
 }
 
-static void case_uniform(size_t n)
-{
-	char name[48];
-	uint64_t *k = xmalloc(n * sizeof(*k));
-	ds_rng r;
-
-	snprintf(name, sizeof(name), "uniform n=%zu", n);
-	ds_rng_seed(&r, case_seed(g_seed, name));
-	for (size_t i = 0; i < n; i++)
-		k[i] = ds_rng_next(&r);
-	check_keys(name, k, n);
-	free(k);
-}
-
 /* Keys drawn from a few values: long runs of equal keys to keep stable. */
 static void case_duplicates(size_t n, uint64_t distinct)
 {
@@ -184,6 +170,12 @@ static void case_masked(const char *what, size_t n, uint64_t base, uint64_t vary
 		k[i] = (base & ~vary) | (ds_rng_next(&r) & vary);
 	check_keys(name, k, n);
 	free(k);
+}
+
+/* Every bit varies ("uniform n=N" names the case, and so its seed). */
+static void case_uniform(size_t n)
+{
+	case_masked("uniform", n, 0, UINT64_MAX);
 }
 
 static void case_extremes(size_t n)
