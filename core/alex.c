@@ -461,9 +461,13 @@ static inline uint64_t slot_key(const struct alex_slot *s, uint32_t i)
 	return LOAD_RELAXED(&s[i].key);
 }
 
+/* Payloads are loaded with acquire and stored with release: the engine's
+ * payloads are pointers to value blobs written just before the store, and
+ * a reader that loads the pointer must see the blob's bytes.  (On x86 both
+ * are plain moves; the ordering is for the compiler, other CPUs and TSan.) */
 static inline uint64_t slot_payload(const struct alex_slot *s, uint32_t i)
 {
-	return LOAD_RELAXED(&s[i].payload);
+	return __atomic_load_n(&s[i].payload, __ATOMIC_ACQUIRE);
 }
 
 static inline void slot_set_key(struct alex_slot *s, uint32_t i, uint64_t k)
@@ -474,7 +478,7 @@ static inline void slot_set_key(struct alex_slot *s, uint32_t i, uint64_t k)
 static inline void slot_set(struct alex_slot *s, uint32_t i, uint64_t k, uint64_t v)
 {
 	STORE_RELAXED(&s[i].key, k);
-	STORE_RELAXED(&s[i].payload, v);
+	__atomic_store_n(&s[i].payload, v, __ATOMIC_RELEASE);
 }
 
 /* Copy slots [from, from + n) to [to, to + n) (overlapping; writer, in a
@@ -1573,7 +1577,7 @@ static void leaf_erase_at(struct alex_leaf *l, uint32_t pos)
  * sequence bump is needed. */
 static inline void leaf_set_payload(struct alex_leaf *l, uint32_t pos, uint64_t v)
 {
-	STORE_RELAXED(&l->slots[pos].payload, v);
+	__atomic_store_n(&l->slots[pos].payload, v, __ATOMIC_RELEASE);
 }
 
 /* ------------------------------------------------------------------ */

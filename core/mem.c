@@ -88,6 +88,24 @@ size_t omem_arena_allocated(unsigned arena)
 	return 0;
 }
 
+void *omem_small_alloc(size_t size)
+{
+	if (size == 0 || injected_failure())
+		return NULL;
+	return malloc(size);
+}
+
+void omem_small_free(void *p, size_t size)
+{
+	(void)size;
+	free(p);
+}
+
+size_t omem_small_usable(size_t size)
+{
+	return size;
+}
+
 #else /* jemalloc */
 
 /* Node allocations bypass the thread cache: nodes are large (KBs) and are
@@ -171,6 +189,25 @@ void omem_free(unsigned arena, void *p, size_t size)
 size_t omem_usable(size_t size)
 {
 	size_t n = nallocx(size, MALLOCX_ALIGN(OMEM_ALIGN));
+	return n ? n : size;
+}
+
+void *omem_small_alloc(size_t size)
+{
+	if (size == 0 || injected_failure())
+		return NULL;
+	return mallocx(size, 0);
+}
+
+void omem_small_free(void *p, size_t size)
+{
+	if (p)
+		sdallocx(p, size, 0);
+}
+
+size_t omem_small_usable(size_t size)
+{
+	size_t n = nallocx(size, 0);
 	return n ? n : size;
 }
 

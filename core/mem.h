@@ -48,6 +48,20 @@ size_t omem_usable(size_t size);
  */
 void omem_fail_after(long n);
 
+/*
+ * Small objects (value blobs, queued records): allocated by any thread,
+ * freed by any other (the shard worker, the RCU callback thread).  These
+ * use the calling thread's own arena and thread cache: a record is
+ * allocated on the producer's hot path, where an explicit shared arena
+ * would put every producer of a shard behind one arena lock.  Natural
+ * alignment (at least 8 bytes), not OMEM_ALIGN.  size > 0; free with the
+ * same size.  NULL on failure, including an injected one.
+ */
+void *omem_small_alloc(size_t size);
+void omem_small_free(void *p, size_t size);
+/* Bytes reserved for a small object of size bytes (its size class). */
+size_t omem_small_usable(size_t size);
+
 /* Bytes currently allocated in arena according to jemalloc's statistics
  * (refreshes the stats epoch); 0 when unavailable (e.g. under ASan). */
 size_t omem_arena_allocated(unsigned arena);

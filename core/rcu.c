@@ -90,4 +90,7 @@ void orcu_synchronize(void)
 {
 	orcu_register();
 	urcu_memb_synchronize_rcu();
+	/* Every section that began before the call has ended: the caller may
+	 * now free what those sections could reach (see the TSan note). */
+	orcu_tsan_quiesced();
 }

@@ -10,9 +10,13 @@
  * omen_errmsg() returns the calling thread's last detailed message (for
  * example the storage layer's own text behind an OMEN_EIO).
  *
- * This release exposes the error space and version queries only.  The
- * database handle, options, writes, reads, batches, ingest and iteration
- * arrive with the sharded engine.
+ * The engine in one paragraph: keys are range-partitioned across shards
+ * (one per CPU by default).  Each shard has one worker thread, which alone
+ * writes the shard's in-memory learned index and its RocksDB column
+ * family.  Every write, from any thread, is queued to its shard's worker;
+ * the worker commits a whole batch of writes in one RocksDB write (one
+ * fsync under OMEN_DURABLE_SYNC), applies it to the index, then
+ * acknowledges it.  Reads take no lock: they are answered from memory.
  */
 #ifndef OMENDB_H
 #define OMENDB_H
@@ -27,6 +31,9 @@
 #define OMEN_VERSION_MAJOR 0
 #define OMEN_VERSION_MINOR 1
 #define OMEN_VERSION_PATCH 0
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +93,233 @@ const char *omen_errmsg(void);
  * Thread-safety: any thread, any time (no state).  Errors: none.
  */
 const char *omen_version(void);
+
+/* ===================================================================== */
+/* Options and lifetime                                                   */
+
+/* The largest value, in bytes (1 MiB).  Longer values are OMEN_EINVAL. */
+#define OMEN_MAX_VALUE (1u << 20)
+
+/* Durability levels (omen_options.durability). */
+#define OMEN_DURABLE_WAL  0  /* acknowledged = in the write-ahead log, not fsync'd:
+				survives kill -9, not a power loss (default)        */
+#define OMEN_DURABLE_SYNC 1  /* acknowledged = in the WAL and fsync'd: survives a
+				power loss too.  One fsync covers a whole worker
+				batch (group commit), however many writers wait.  */
+
+typedef struct omen_db omen_db;
+typedef struct omen_batch omen_batch;
+typedef struct omen_iter omen_iter;
+
+typedef struct omen_options {
+	unsigned shards;            /* 0 = one per online CPU (default).  An existing
+				       database keeps its shard count: 0 or that count. */
+	int      durability;        /* OMEN_DURABLE_WAL (default) or OMEN_DURABLE_SYNC   */
+	size_t   memory_budget;     /* bytes of resident values; 0 = keep all resident.
+				       Not enforced yet (the temperature-driven budget
+				       is a later release); it sizes RocksDB's block
+				       cache (a quarter of it, 8 MiB .. 1 GiB).         */
+	unsigned queue_depth;       /* records a shard's ingest queue holds; 0 = default
+				       (16383); at most 2^24 - 1.  Rounded up to the
+				       next 2^k - 1 (7 holds 7, 8 holds 15).            */
+	int      create_if_missing; /* default 1                                        */
+	int      nonblocking_ingest;/* omen_ingest returns OMEN_EAGAIN instead of
+				       waiting while the shard's queue is full         */
+} omen_options;
+
+/* Fill *o with the defaults above.  NULL is a no-op. */
+void omen_options_init(omen_options *o);
+
+/*
+ * omen_open — open the database in directory path, creating it when
+ * missing (create_if_missing).  o may be NULL (defaults).
+ *
+ * Returns OMEN_OK and sets *out; on failure sets *out = NULL and returns:
+ *   OMEN_EINVAL     NULL path or out; bad options; path exists and is not a
+ *                   directory; shards differs from an existing database's;
+ *   OMEN_ENOTFOUND  the directory is missing and create_if_missing is 0;
+ *   OMEN_ECORRUPT   a non-empty directory that is not an OmenDB database,
+ *                   or one whose metadata or files fail validation;
+ *   OMEN_EBUSY      the directory is already open (this or another process);
+ *   OMEN_ENOMEM, OMEN_EIO.
+ * A failed open never modifies the directory.  Opening an existing
+ * database reads every shard back into memory (in parallel, one thread per
+ * shard) before returning.
+ */
+int omen_open(const char *path, const omen_options *o, omen_db **out);
+
+/*
+ * omen_close — drain every queue, acknowledge everything queued, make it
+ * durable (as the durability option says), stop the workers and free the
+ * handle.  Returns OMEN_OK; OMEN_EINVAL for NULL; OMEN_EBUSY (and does
+ * nothing) while iterators are open; OMEN_ECLOSED when another thread's
+ * omen_close is already under way.
+ *
+ * Calls that race with omen_close on other threads return OMEN_ECLOSED (a
+ * blocked omen_ingest or omen_put among them: a write that returns
+ * OMEN_ECLOSED was not applied; one that returns OMEN_OK was).  Once
+ * omen_close has returned OMEN_OK the handle is freed and must not be used.
+ */
+int omen_close(omen_db *db);
+
+/* ===================================================================== */
+/* Synchronous writes and reads                                           */
+
+/*
+ * omen_put / omen_delete — write and wait for the acknowledgement: the
+ * write is in the WAL (fsync'd under OMEN_DURABLE_SYNC) and visible to
+ * every reader when the call returns OMEN_OK.  The caller sleeps (futex)
+ * while its shard's worker commits; it does not spin a core.
+ * val may be NULL only when len == 0.  Deleting an absent key is OMEN_OK.
+ * Errors: OMEN_EINVAL (NULL db or val, len > OMEN_MAX_VALUE), OMEN_ENOMEM,
+ * OMEN_EIO (the storage layer failed: the write is not applied),
+ * OMEN_ECLOSED.
+ *
+ * Ordering: one thread's writes apply in its call order, whatever the path
+ * (put, delete, write, ingest, ingest_batch).
+ */
+int omen_put(omen_db *db, uint64_t key, const void *val, size_t len);
+int omen_delete(omen_db *db, uint64_t key);
+
+/*
+ * omen_get — copy key's value into buf (capacity cap) and set *len to its
+ * length.  buf may be NULL only when cap == 0 (a size query).
+ * Returns OMEN_OK; OMEN_ENOTFOUND (absent; *len untouched); OMEN_ERANGE
+ * (cap is smaller than the value: nothing copied, *len = the size needed);
+ * OMEN_EINVAL (NULL db or len, NULL buf with cap > 0); OMEN_EIO (a value
+ * that is not resident could not be read); OMEN_ECLOSED.
+ * Lock-free: a resident value is copied from memory; a missing key never
+ * touches storage.
+ */
+int omen_get(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len);
+
+/* ===================================================================== */
+/* Batches                                                                */
+
+/*
+ * A batch collects puts and deletes for omen_write or omen_ingest_batch.
+ * It is a plain buffer owned by the caller (no database attached): one
+ * thread at a time.  omen_batch_put copies the value.
+ */
+omen_batch *omen_batch_new(void);                 /* NULL when out of memory */
+/* OMEN_OK, OMEN_EINVAL (NULL b, NULL val with len > 0, len > OMEN_MAX_VALUE),
+ * OMEN_ENOMEM. */
+int  omen_batch_put(omen_batch *b, uint64_t key, const void *val, size_t len);
+int  omen_batch_delete(omen_batch *b, uint64_t key);   /* OMEN_OK, OMEN_EINVAL, OMEN_ENOMEM */
+void omen_batch_clear(omen_batch *b);             /* drop every record; reusable */
+void omen_batch_free(omen_batch *b);              /* NULL is a no-op            */
+/* Records in the batch. */
+size_t omen_batch_count(const omen_batch *b);
+
+/*
+ * omen_write — apply a batch and wait until every record is acknowledged.
+ * Records for the same key apply in batch order (the last one wins).  An
+ * empty batch is OMEN_OK.  The batch may be reused or freed on return.
+ *
+ * What is atomic: the records of the batch that fall in one shard are
+ * committed in a single RocksDB write, so after a crash they are all
+ * present or all absent.  Records in different shards are committed by
+ * different workers: after a crash during omen_write, some shards' part
+ * may be present and another's absent.  Visibility is not atomic either:
+ * a concurrent reader may see some records of the batch before others.
+ * Once omen_write returns OMEN_OK, all of it is durable and visible.
+ * Errors as omen_put; on OMEN_EIO some shards' parts may have applied.
+ */
+int  omen_write(omen_db *db, const omen_batch *b);
+
+/* ===================================================================== */
+/* Asynchronous ingest                                                    */
+
+/*
+ * omen_ingest — queue a put and return (the value has been copied).  It
+ * blocks while the shard's queue is full, or returns OMEN_EAGAIN when the
+ * database was opened with nonblocking_ingest.  The write is acknowledged
+ * later, in order with the calling thread's other writes; omen_flush waits
+ * for it.  A storage failure while applying queued records is reported by
+ * the next omen_flush (OMEN_EIO).
+ * Errors: OMEN_EINVAL, OMEN_ENOMEM, OMEN_EAGAIN, OMEN_ECLOSED.
+ */
+int omen_ingest(omen_db *db, uint64_t key, const void *val, size_t len);
+
+/*
+ * omen_ingest_batch — queue every record of b (one queue slot per shard
+ * the batch touches) and return.  Atomic per shard exactly as omen_write.
+ * With nonblocking_ingest, OMEN_EAGAIN means nothing was queued: only
+ * the first shard's part may return it; once a part is queued the others
+ * wait for room, so the batch is never left half-queued.
+ */
+int omen_ingest_batch(omen_db *db, const omen_batch *b);
+
+/*
+ * omen_flush — wait until every record queued by any thread before the
+ * call is acknowledged.  Returns OMEN_OK, OMEN_ECLOSED, or OMEN_EIO when
+ * some ingested record could not be committed since the previous flush.
+ */
+int omen_flush(omen_db *db);
+
+/* ===================================================================== */
+/* Range iteration                                                        */
+
+/*
+ * omen_iter_open — an iterator over the keys in [lo, hi] (both inclusive),
+ * ascending across shards.  Every key acknowledged before the open and not
+ * deleted since is returned exactly once; a key written or deleted during
+ * the iteration may or may not be seen.  Iterators take no lock: writers
+ * are never blocked.  An open iterator makes omen_close return OMEN_EBUSY.
+ * Errors: OMEN_EINVAL (NULL db or out, lo > hi), OMEN_ENOMEM, OMEN_ECLOSED.
+ *
+ * omen_iter_next — the next key and its value: OMEN_OK, or OMEN_END when
+ * exhausted (and on every later call), or OMEN_EIO.  *val stays valid until
+ * the next call on the iterator.  key, val and len may each be NULL.
+ *
+ * One iterator belongs to one thread at a time.
+ */
+int  omen_iter_open(omen_db *db, uint64_t lo, uint64_t hi, omen_iter **out);
+int  omen_iter_next(omen_iter *it, uint64_t *key, const void **val, size_t *len);
+void omen_iter_close(omen_iter *it);              /* NULL is a no-op */
+
+/* ===================================================================== */
+/* Operations                                                             */
+
+/*
+ * omen_checkpoint — a consistent online copy in dir, which must not exist
+ * (OMEN_EINVAL if it does).  It holds every write acknowledged before the
+ * call and opens with omen_open.  Table files are hard-linked when dir is
+ * on the same file system.  Errors: OMEN_EINVAL, OMEN_EIO, OMEN_ECLOSED.
+ */
+int omen_checkpoint(omen_db *db, const char *dir);
+
+typedef struct omen_stats {
+	uint64_t keys;            /* live keys                                   */
+	unsigned shards;
+	uint64_t index_bytes;     /* memory of the learned indexes               */
+	uint64_t value_bytes;     /* memory of resident values                   */
+	uint64_t queued;          /* records waiting in ingest queues            */
+	uint64_t disk_bytes;      /* size of the database directory              */
+	uint64_t batches;         /* worker batches committed, all shards        */
+	uint64_t records;         /* records committed (before dedupe)           */
+} omen_stats;
+
+typedef struct omen_shard_stats {
+	uint64_t lo, hi;          /* the key range this shard owns: [lo, hi].  A
+				     new database routes every key to shard 0
+				     until its first batch sets the boundaries;
+				     until then the other shards report lo > hi
+				     (an empty range).                            */
+	uint64_t keys;
+	uint64_t index_bytes, value_bytes;
+	uint64_t queued;
+	uint64_t batches;         /* worker batches committed                    */
+	uint64_t records;         /* records committed (before dedupe)           */
+} omen_shard_stats;
+
+/* Counters are recent values, each read without stopping the workers.
+ * Errors: OMEN_EINVAL (NULL), OMEN_EIO (disk size), OMEN_ECLOSED. */
+int omen_get_stats(omen_db *db, omen_stats *out);
+/* shard in [0, stats.shards); the ranges of shards 0..n-1 ascend and cover
+ * 0..UINT64_MAX.  OMEN_EINVAL for a bad shard or NULL. */
+int omen_get_shard_stats(omen_db *db, unsigned shard, omen_shard_stats *out);
+
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,7 @@
  * pushed, an acquire after it is popped.  Our own words are C11 atomics.
  */
 #include "ingest/queue.h"
+#include "ingest/futex.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -146,20 +147,6 @@ struct oq_queue {
 	struct stripe inflight[NSTRIPES];
 };
 
-/* ----------------------------------------------------------- futexes */
-
-static void futex_wait(atomic_uint *word, unsigned seen, const struct timespec *rel)
-{
-	/* EAGAIN (the word moved), EINTR and ETIMEDOUT all just mean "look
-	 * again"; the callers re-check their condition. */
-	syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_PRIVATE, seen, rel, NULL, 0);
-}
-
-static void futex_wake(atomic_uint *word, int n)
-{
-	syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
-
 /* Consumer side of "producer asleep": called after slots were freed. */
 static void wake_producers(oq_queue *q)
 {
@@ -168,7 +155,7 @@ static void wake_producers(oq_queue *q)
 	FULL_FENCE(q);
 	if (atomic_load_explicit(&q->prod_waiters, memory_order_relaxed) != 0) {
 		atomic_fetch_add_explicit(&q->space_futex, 1, memory_order_seq_cst);
-		futex_wake(&q->space_futex, INT_MAX);
+		ofutex_wake(&q->space_futex, INT_MAX);
 	}
 }
 
@@ -192,7 +179,7 @@ static void wake_consumer(oq_queue *q)
 	    atomic_exchange_explicit(&q->cons_sleeping, 0, memory_order_relaxed) != 0) {
 		/* Only the producer that cleared the flag makes the call. */
 		atomic_fetch_add_explicit(&q->cons_futex, 1, memory_order_seq_cst);
-		futex_wake(&q->cons_futex, 1);
+		ofutex_wake(&q->cons_futex, 1);
 	}
 }
 
@@ -406,7 +393,7 @@ static int push_wait(oq_queue *q, void *item)
 		else
 			rc = try_push(q, item);
 		if (rc == -EAGAIN)
-			futex_wait(&q->space_futex, seen, NULL);
+			ofutex_wait(&q->space_futex, seen, NULL);
 		atomic_fetch_sub_explicit(&q->prod_waiters, 1, memory_order_relaxed);
 		if (rc != -EAGAIN)
 			return rc;
@@ -442,6 +429,32 @@ int oq_push(oq_queue *q, void *item, bool nonblocking)
 	return rc;
 }
 
+int oq_wait_room(oq_queue *q)
+{
+	for (int i = 0; i < PUSH_SPINS; i++) {
+		if (atomic_load_explicit(&q->closed, memory_order_relaxed))
+			return -ECANCELED;
+		if (oq_depth(q) < oq_capacity(q))
+			return 0;
+		ck_pr_stall();
+	}
+	for (;;) {
+		atomic_fetch_add_explicit(&q->prod_waiters, 1, memory_order_seq_cst);
+		/* Same pairing with wake_producers as push_wait. */
+		FULL_FENCE(q);
+		unsigned seen = atomic_load_explicit(&q->space_futex, memory_order_seq_cst);
+		int closed = atomic_load_explicit(&q->closed, memory_order_seq_cst);
+		int room = oq_depth(q) < oq_capacity(q);
+		if (!closed && !room)
+			ofutex_wait(&q->space_futex, seen, NULL);
+		atomic_fetch_sub_explicit(&q->prod_waiters, 1, memory_order_relaxed);
+		if (closed)
+			return -ECANCELED;
+		if (room)
+			return 0;
+	}
+}
+
 void oq_close(oq_queue *q)
 {
 	if (q->impl == OQ_IMPL_WFCQUEUE)
@@ -452,9 +465,9 @@ void oq_close(oq_queue *q)
 	 * moved and returns from FUTEX_WAIT. */
 	atomic_store_explicit(&q->cons_sleeping, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&q->cons_futex, 1, memory_order_seq_cst);
-	futex_wake(&q->cons_futex, 1);
+	ofutex_wake(&q->cons_futex, 1);
 	atomic_fetch_add_explicit(&q->space_futex, 1, memory_order_seq_cst);
-	futex_wake(&q->space_futex, INT_MAX);
+	ofutex_wake(&q->space_futex, INT_MAX);
 }
 
 bool oq_drained(oq_queue *q)
@@ -537,7 +550,7 @@ size_t oq_pop_batch(oq_queue *q, void **out, size_t max, int timeout_ms)
 			 * flag, or the re-check below sees its record. */
 			FULL_FENCE(q);
 			if (queue_empty(q) && !atomic_load_explicit(&q->closed, memory_order_seq_cst))
-				futex_wait(&q->cons_futex, seen, limit);
+				ofutex_wait(&q->cons_futex, seen, limit);
 			atomic_store_explicit(&q->cons_sleeping, 0, memory_order_relaxed);
 		}
 		n = take(q, out, max);

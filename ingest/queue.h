@@ -82,6 +82,16 @@ void oq_destroy(oq_queue *q);
  */
 int oq_push(oq_queue *q, void *item, bool nonblocking);
 
+/*
+ * Wait until the queue has room for a record, or is closed: 0 or
+ * -ECANCELED.  For producers that must route a record again before each
+ * attempt (the engine routes and pushes inside one RCU read-side section,
+ * and must not sleep there): try oq_push nonblocking, leave the section,
+ * oq_wait_room, try again.  Room is not reserved: another producer may
+ * take it first.
+ */
+int oq_wait_room(oq_queue *q);
+
 /* Refuse further pushes and wake every waiting thread.  Idempotent. */
 void oq_close(oq_queue *q);
 

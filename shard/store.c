@@ -803,6 +803,19 @@ void ostore_iter_free(ostore_iter *it)
 
 /* ---------------------------------------------------------- operations */
 
+int ostore_flush(ostore *st)
+{
+	char *err = NULL;
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	if (!fo)
+		return OMEN_ENOMEM;
+	rocksdb_flushoptions_set_wait(fo, 1);
+	for (unsigned i = 0; i <= st->nshards && !err; i++)
+		rocksdb_flush_cf(st->db, fo, i < st->nshards ? st->cf[i] : st->meta, &err);
+	rocksdb_flushoptions_destroy(fo);
+	return err ? store_err(err, "flush") : OMEN_OK;
+}
+
 int ostore_checkpoint(ostore *st, const char *dir)
 {
 	struct stat sb;

@@ -176,6 +176,13 @@ void ostore_iter_free(ostore_iter *it);
 /* ---------------------------------------------------------- operations */
 
 /*
+ * Flush every family's memtable to table files and wait.  Not needed for
+ * durability (the WAL has everything); it spares the next open replaying
+ * the WAL into memtables, which costs as much as the writes did.
+ */
+int ostore_flush(ostore *st);
+
+/*
  * Write a consistent online copy of the database into dir, which must not
  * exist (OMEN_EINVAL if it does).  Table files are hard-linked when dir is
  * on the same file system; WAL files are copied.  The copy opens with

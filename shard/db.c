@@ -1,0 +1,1122 @@
+/*
+ * shard/db.c — the code behind omendb.h: open and close, routing each
+ * call to its shard, reads, iterators, statistics.
+ *
+ * Routing: a call enters an RCU read-side section, reads the root model
+ * (RCU-published), picks the shard and, for a write, pushes its record to
+ * the shard's queue without blocking, all inside the section.  The
+ * section is what lets the root model change under producers (see the
+ * bootstrap note in engine.h) and what lets omen_close know when every
+ * call that saw the database open has reached its queue.
+ *
+ * Lifetime: omen_close sets `closing`, waits a grace period (after which
+ * no call can newly start using the shards), closes the queues (blocked
+ * producers fail with OMEN_ECLOSED), lets the workers drain and
+ * acknowledge everything queued, and waits for `users` (callers still
+ * waiting for an acknowledgement, for queue room or on storage) to drop
+ * to zero before freeing anything.
+ */
+#include "shard/engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/mem.h"
+#include "core/rcu.h"
+#include "omendb.h"
+#include "ingest/futex.h"
+#include "recovery/layout.h"
+#include "shard/batch.h"
+#include "shard/errors.h"
+#include "shard/testhooks.h"
+#include "shard/value.h"
+
+#define DEFAULT_QUEUE_DEPTH 16383u
+#define MAX_QUEUE_DEPTH ((1u << 24) - 1)
+
+void omen_options_init(omen_options *o)
+{
+	if (!o)
+		return;
+	memset(o, 0, sizeof(*o));
+	o->durability = OMEN_DURABLE_WAL;
+	o->create_if_missing = 1;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static bool is_closing(omen_db *db)
+{
+	return atomic_load_explicit(&db->closing, memory_order_seq_cst) != 0;
+}
+
+/* Take a users reference unless the database is closing. */
+static int db_enter(omen_db *db)
+{
+	orcu_read_lock();
+	if (is_closing(db)) {
+		orcu_read_unlock();
+		oerr_set("the database is closing or closed");
+		return OMEN_ECLOSED;
+	}
+	atomic_fetch_add_explicit(&db->users, 1, memory_order_relaxed);
+	orcu_read_unlock();
+	return OMEN_OK;
+}
+
+static void db_leave(omen_db *db)
+{
+	atomic_fetch_sub_explicit(&db->users, 1, memory_order_release);
+}
+
+static int closed_error(void)
+{
+	oerr_set("the database is closing or closed");
+	return OMEN_ECLOSED;
+}
+
+static int check_value(const char *fn, const void *val, size_t len)
+{
+	if (!val && len) {
+		oerr_set("%s: NULL value with a length of %zu", fn, len);
+		return OMEN_EINVAL;
+	}
+	if (len > OMEN_MAX_VALUE) {
+		oerr_set("%s: value of %zu bytes exceeds OMEN_MAX_VALUE (%u)", fn, len,
+			 OMEN_MAX_VALUE);
+		return OMEN_EINVAL;
+	}
+	return OMEN_OK;
+}
+
+/* ------------------------------------------------------------ open */
+
+static void stop_workers(omen_db *db)
+{
+	atomic_store(&db->closing, 1);
+	for (unsigned i = 0; i < db->nshards; i++)
+		if (db->shards[i])
+			oq_close(db->shards[i]->q);
+	/* Worker 0 opens the gate when it leaves; join it first so that a
+	 * bootstrap under way completes before the others drain. */
+	if (db->shards && db->shards[0] && db->shards[0]->started)
+		pthread_join(db->shards[0]->thread, NULL);
+	atomic_store_explicit(&db->gate, 1, memory_order_release);
+	ofutex_wake(&db->gate, INT_MAX);
+	atomic_store_explicit(&db->test_release, 1, memory_order_release);
+	ofutex_wake(&db->test_release, INT_MAX);
+	for (unsigned i = 1; i < db->nshards; i++)
+		if (db->shards[i] && db->shards[i]->started)
+			pthread_join(db->shards[i]->thread, NULL);
+}
+
+static void teardown(omen_db *db)
+{
+	if (db->shards) {
+		for (unsigned i = 0; i < db->nshards; i++)
+			oshard_destroy(db->shards[i]);
+		free(db->shards);
+	}
+	ostore_close(db->store);
+	orm_free(db->root);
+	free(db->path);
+	pthread_mutex_destroy(&db->life);
+	free(db);
+}
+
+/* Read and check the metadata of the store; set db->root. */
+static int load_layout(omen_db *db, bool fresh)
+{
+	unsigned n = ostore_nshards(db->store);
+	uint8_t fmt[OLAYOUT_FORMAT_LEN + 1];
+	size_t len;
+	int rc = ostore_meta_get(db->store, OLAYOUT_FORMAT_KEY, fmt, sizeof(fmt), &len);
+	size_t lsz = olayout_size(n);
+	uint8_t *lbuf = malloc(lsz + 1);
+	if (!lbuf)
+		return OMEN_ENOMEM;
+	size_t llen = 0;
+	int lrc = ostore_meta_get(db->store, OLAYOUT_KEY, lbuf, lsz + 1, &llen);
+	if (rc == OMEN_ENOTFOUND && lrc == OMEN_ENOTFOUND) {
+		/* A new database (or one whose creation stopped before its
+		 * first metadata write: nothing else can have been written). */
+		(void)fresh;
+		olayout_format_encode(fmt);
+		rc = ostore_meta_put(db->store, OLAYOUT_FORMAT_KEY, fmt, OLAYOUT_FORMAT_LEN, true);
+		if (!rc && n == 1) {
+			uint64_t lo0 = 0;
+			olayout_encode(&lo0, 1, lbuf);
+			rc = ostore_meta_put(db->store, OLAYOUT_KEY, lbuf, olayout_size(1), true);
+		}
+		if (!rc) {
+			db->root = orm_bootstrap(n);
+			rc = db->root ? OMEN_OK : OMEN_ENOMEM;
+		}
+		free(lbuf);
+		return rc;
+	}
+	if (rc == OMEN_ERANGE || (rc == OMEN_OK && olayout_format_check(fmt, len) < 0) ||
+	    rc == OMEN_ENOTFOUND) {
+		oerr_set("%s: no valid OmenDB format record in the metadata", db->path);
+		rc = OMEN_ECORRUPT;
+	} else if (rc == OMEN_OK && olayout_format_check(fmt, len) > 0) {
+		oerr_set("%s: written in format version %ld; this library reads version %u",
+			 db->path, olayout_format_check(fmt, len), OLAYOUT_FORMAT);
+		rc = OMEN_ECORRUPT;
+	}
+	if (rc) {
+		free(lbuf);
+		return rc;
+	}
+	if (lrc == OMEN_ENOTFOUND) {
+		/* Created, never written: boundaries come from the first batch. */
+		free(lbuf);
+		if (n == 1) {
+			oerr_set("%s: the layout record is missing", db->path);
+			return OMEN_ECORRUPT;
+		}
+		db->root = orm_bootstrap(n);
+		return db->root ? OMEN_OK : OMEN_ENOMEM;
+	}
+	if (lrc == OMEN_ERANGE) {
+		free(lbuf);
+		oerr_set("%s: the layout record does not match the %u shard families", db->path, n);
+		return OMEN_ECORRUPT;
+	}
+	if (lrc) {
+		free(lbuf);
+		return lrc;
+	}
+	uint64_t *lo = malloc(n * sizeof(uint64_t));
+	unsigned ln = 0;
+	const char *why = NULL;
+	if (!lo) {
+		free(lbuf);
+		return OMEN_ENOMEM;
+	}
+	if (olayout_decode(lbuf, llen, n, lo, &ln, &why) != 0 || ln != n) {
+		oerr_set("%s: %s", db->path,
+			 why ? why : "the layout record does not match the shard families");
+		rc = OMEN_ECORRUPT;
+	} else {
+		rc = orm_from_bounds(lo, n, &db->root) == 0 ? OMEN_OK : OMEN_ECORRUPT;
+	}
+	free(lo);
+	free(lbuf);
+	return rc;
+}
+
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > OSTORE_MAX_SHARDS)
+		n = OSTORE_MAX_SHARDS;
+	return (unsigned)n;
+}
+
+static int check_options(const omen_options *o, unsigned *qcap)
+{
+	if (o->durability != OMEN_DURABLE_WAL && o->durability != OMEN_DURABLE_SYNC) {
+		oerr_set("omen_open: unknown durability %d", o->durability);
+		return OMEN_EINVAL;
+	}
+	if (o->shards > OSTORE_MAX_SHARDS) {
+		oerr_set("omen_open: %u shards (the most is %u)", o->shards, OSTORE_MAX_SHARDS);
+		return OMEN_EINVAL;
+	}
+	unsigned d = o->queue_depth ? o->queue_depth : DEFAULT_QUEUE_DEPTH;
+	if (d > MAX_QUEUE_DEPTH) {
+		oerr_set("omen_open: queue_depth %u (the most is %u)", d, MAX_QUEUE_DEPTH);
+		return OMEN_EINVAL;
+	}
+	/* Capacity c holds c - 1 records: round depth + 1 up. */
+	unsigned c = 2;
+	while (c < d + 1)
+		c *= 2;
+	*qcap = c;
+	return OMEN_OK;
+}
+
+int omen_open(const char *path, const omen_options *opts, omen_db **out)
+{
+	if (out)
+		*out = NULL;
+	if (!path || !out) {
+		oerr_set("omen_open: NULL %s", !path ? "path" : "out");
+		return OMEN_EINVAL;
+	}
+	omen_options o;
+	omen_options_init(&o);
+	if (opts)
+		o = *opts;
+	unsigned qcap;
+	int rc = check_options(&o, &qcap);
+	if (rc)
+		return rc;
+	size_t cache = 32u << 20;
+	if (o.memory_budget) {
+		cache = o.memory_budget / 4;
+		if (cache < (8u << 20))
+			cache = 8u << 20;
+		if (cache > (1u << 30))
+			cache = 1u << 30;
+	}
+
+	omen_db *db = calloc(1, sizeof(*db));
+	if (!db || !(db->path = strdup(path))) {
+		free(db);
+		return OMEN_ENOMEM;
+	}
+	pthread_mutex_init(&db->life, NULL);
+	db->durability = o.durability;
+	db->nonblocking = o.nonblocking_ingest != 0;
+
+	bool fresh = false;
+	rc = ostore_open(path, 0, cache, false, &db->store);
+	if (rc == OMEN_ENOTFOUND && o.create_if_missing) {
+		rc = ostore_open(path, o.shards ? o.shards : online_cpus(), cache, true, &db->store);
+		fresh = true;
+	}
+	if (rc)
+		goto fail;
+	db->nshards = ostore_nshards(db->store);
+	if (o.shards && o.shards != db->nshards) {
+		oerr_set("%s has %u shards; open it with shards = 0 or %u", path, db->nshards,
+			 db->nshards);
+		rc = OMEN_EINVAL;
+		goto fail;
+	}
+	rc = load_layout(db, fresh);
+	if (rc)
+		goto fail;
+	db->bootstrapping = db->root->bootstrap;
+	atomic_init(&db->gate, db->bootstrapping ? 0 : 1);
+
+	rc = OMEN_ENOMEM;
+	db->shards = calloc(db->nshards, sizeof(oshard *));
+	if (!db->shards)
+		goto fail;
+	for (unsigned i = 0; i < db->nshards; i++) {
+		rc = oshard_create(db, i, qcap, &db->shards[i]);
+		if (rc)
+			goto fail;
+	}
+	/* Each worker rebuilds its tree from its family, in parallel, then
+	 * reports; open returns once every shard is ready. */
+	unsigned started = 0;
+	for (unsigned i = 0; i < db->nshards && !rc; i++) {
+		rc = oshard_start(db->shards[i]);
+		started += rc == OMEN_OK;
+	}
+	for (;;) {
+		unsigned r = atomic_load_explicit(&db->ready, memory_order_acquire);
+		if (r >= started)
+			break;
+		ofutex_wait(&db->ready, r, NULL);
+	}
+	for (unsigned i = 0; i < db->nshards && !rc; i++)
+		rc = db->shards[i]->open_status;
+	if (rc)
+		goto fail_started;
+	oerr_clear();
+	*out = db;
+	return OMEN_OK;
+
+fail_started:
+	stop_workers(db);
+fail:
+	if (db->store)
+		teardown(db);
+	else {
+		free(db->path);
+		pthread_mutex_destroy(&db->life);
+		free(db);
+	}
+	return rc;
+}
+
+int omen_close(omen_db *db)
+{
+	if (!db) {
+		oerr_set("omen_close: NULL handle");
+		return OMEN_EINVAL;
+	}
+	pthread_mutex_lock(&db->life);
+	if (is_closing(db)) {
+		pthread_mutex_unlock(&db->life);
+		return closed_error();
+	}
+	if (db->iters) {
+		unsigned n = db->iters;
+		pthread_mutex_unlock(&db->life);
+		oerr_set("omen_close: %u iterator%s still open", n, n == 1 ? " is" : "s are");
+		return OMEN_EBUSY;
+	}
+	atomic_store(&db->closing, 1);
+	pthread_mutex_unlock(&db->life);
+
+	/* After the grace period every call either saw `closing` or holds a
+	 * users reference / has finished its push. */
+	orcu_synchronize();
+	for (unsigned i = 0; i < db->nshards; i++)
+		oq_close(db->shards[i]->q);
+	if (db->shards[0]->started)
+		pthread_join(db->shards[0]->thread, NULL);
+	for (unsigned i = 1; i < db->nshards; i++)
+		if (db->shards[i]->started)
+			pthread_join(db->shards[i]->thread, NULL);
+	/* Every record is acknowledged; wait for the waiters to leave. */
+	while (atomic_load_explicit(&db->users, memory_order_acquire) > 0)
+		sched_yield();
+	/* Everything is in the WAL already; flushing the memtables now makes
+	 * the next open read table files instead of replaying the WAL.  A
+	 * failure here loses nothing, so it is reported but the close
+	 * completes. */
+	int rc = ostore_flush(db->store);
+	teardown(db);
+	return rc == OMEN_OK ? OMEN_OK : OMEN_EIO;
+}
+
+/* ---------------------------------------------------------- submitting */
+
+/*
+ * Route a single-key record and queue it.  Blocks for room unless
+ * nonblocking.  On OMEN_OK *shp is the shard it went to.
+ */
+static int submit_one(omen_db *db, orec *r, uint64_t key, bool nonblocking, oshard **shp)
+{
+	for (;;) {
+		orcu_read_lock();
+		if (is_closing(db)) {
+			orcu_read_unlock();
+			return closed_error();
+		}
+		const orm *m = ODB_DEREF(&db->root);
+		oshard *sh = db->shards[orm_route(m, key)];
+		int rc = oq_push(sh->q, r, true);
+		orcu_read_unlock();
+		if (rc == 0) {
+			*shp = sh;
+			return OMEN_OK;
+		}
+		if (rc == -ECANCELED)
+			return closed_error();
+		if (nonblocking)
+			return OMEN_EAGAIN;
+		/* Wait outside the section (never sleep inside one), then route
+		 * again: the model may have changed meanwhile.  The caller
+		 * holds a users reference, so the queue stays allocated. */
+		if (oq_wait_room(sh->q) != 0)
+			return closed_error();
+	}
+}
+
+/* A synchronous single-key write: queue r and wait for its acknowledgement. */
+static int write_sync(omen_db *db, orec *r)
+{
+	int rc = db_enter(db);
+	if (rc)
+		return rc;
+	oshard *sh;
+	rc = submit_one(db, r, r->key, false, &sh);
+	if (rc == OMEN_OK) {
+		oack_wait(&sh->ack, r);
+		rc = r->status;
+		if (rc)
+			oerr_set("write of key %llu failed: %s", (unsigned long long)r->key,
+				 omen_strerror(rc));
+	}
+	db_leave(db);
+	return rc;
+}
+
+int omen_put(omen_db *db, uint64_t key, const void *val, size_t len)
+{
+	if (!db) {
+		oerr_set("omen_put: NULL handle");
+		return OMEN_EINVAL;
+	}
+	int rc = check_value("omen_put", val, len);
+	if (rc)
+		return rc;
+	orec r;
+	memset(&r, 0, sizeof(r));
+	r.kind = OREC_PUT;
+	r.key = key;
+	r.blob = oblob_new(val, len);
+	if (!r.blob)
+		return OMEN_ENOMEM;
+	rc = write_sync(db, &r);
+	if (rc == OMEN_ECLOSED || rc == OMEN_EAGAIN)
+		oblob_free(r.blob); /* never queued */
+	return rc;
+}
+
+int omen_delete(omen_db *db, uint64_t key)
+{
+	if (!db) {
+		oerr_set("omen_delete: NULL handle");
+		return OMEN_EINVAL;
+	}
+	orec r;
+	memset(&r, 0, sizeof(r));
+	r.kind = OREC_DEL;
+	r.key = key;
+	return write_sync(db, &r);
+}
+
+int omen_ingest(omen_db *db, uint64_t key, const void *val, size_t len)
+{
+	if (!db) {
+		oerr_set("omen_ingest: NULL handle");
+		return OMEN_EINVAL;
+	}
+	int rc = check_value("omen_ingest", val, len);
+	if (rc)
+		return rc;
+	orec *r = orec_new_async();
+	oblob *b = oblob_new(val, len);
+	if (!r || !b) {
+		orec_free(r);
+		oblob_free(b);
+		return OMEN_ENOMEM;
+	}
+	r->kind = OREC_PUT;
+	r->key = key;
+	r->blob = b;
+	/* Fast path: one non-blocking push inside one read-side section, no
+	 * shared counter touched. */
+	orcu_read_lock();
+	if (is_closing(db)) {
+		orcu_read_unlock();
+		rc = closed_error();
+	} else {
+		const orm *m = ODB_DEREF(&db->root);
+		int prc = oq_push(db->shards[orm_route(m, key)]->q, r, true);
+		orcu_read_unlock();
+		if (prc == 0)
+			return OMEN_OK;
+		if (prc == -ECANCELED) {
+			rc = closed_error();
+		} else if (db->nonblocking) {
+			rc = OMEN_EAGAIN;
+		} else {
+			/* Queue full: the slow path, holding a users reference. */
+			rc = db_enter(db);
+			if (rc == OMEN_OK) {
+				oshard *sh;
+				rc = submit_one(db, r, key, false, &sh);
+				db_leave(db);
+			}
+		}
+	}
+	if (rc) {
+		oblob_free(b);
+		orec_free(r);
+	}
+	return rc;
+}
+
+/* A batch's operations as blobs, ready to be split by shard. */
+static int batch_ops(const omen_batch *b, orec_op **out)
+{
+	orec_op *ops = malloc(b->n * sizeof(orec_op));
+	if (!ops)
+		return OMEN_ENOMEM;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct obatch_op *o = &b->ops[i];
+		ops[i].key = o->key;
+		ops[i].blob = NULL;
+		if (!o->del && !(ops[i].blob = oblob_new(b->data + o->off, o->len))) {
+			for (size_t j = 0; j < i; j++)
+				oblob_free(ops[j].blob);
+			free(ops);
+			return OMEN_ENOMEM;
+		}
+	}
+	*out = ops;
+	return OMEN_OK;
+}
+
+/*
+ * Queue a batch as one multi record per shard it touches (records of one
+ * shard stay in batch order), and, when wait, wait for all of them.  The
+ * caller holds a users reference.
+ */
+static int submit_batch(omen_db *db, const omen_batch *b, bool wait)
+{
+	orec_op *ops;
+	int rc = batch_ops(b, &ops);
+	if (rc)
+		return rc;
+	size_t left = b->n, nsent = 0;
+	unsigned *sidx = malloc(b->n * sizeof(unsigned));
+	unsigned *cnt = calloc(db->nshards, sizeof(unsigned));
+	orec **sent = malloc(b->n * sizeof(orec *));   /* at most one per op */
+	oshard **sent_sh = malloc(b->n * sizeof(oshard *));
+	if (!sidx || !cnt || !sent || !sent_sh) {
+		rc = OMEN_ENOMEM;
+		goto out;
+	}
+	while (left > 0) {
+		oshard *blocked = NULL;
+		orcu_read_lock();
+		if (is_closing(db)) {
+			orcu_read_unlock();
+			rc = closed_error();
+			break;
+		}
+		const orm *m = ODB_DEREF(&db->root);
+		memset(cnt, 0, db->nshards * sizeof(unsigned));
+		for (size_t i = 0; i < left; i++) {
+			sidx[i] = orm_route(m, ops[i].key);
+			cnt[sidx[i]]++;
+		}
+		size_t keep = 0;
+		for (unsigned s = 0; s < db->nshards && !rc; s++) {
+			if (!cnt[s])
+				continue;
+			orec *r = orec_new_async_multi(cnt[s]);
+			if (!r) {
+				rc = OMEN_ENOMEM;
+				break;
+			}
+			r->async = !wait;
+			uint32_t k = 0;
+			for (size_t i = 0; i < left; i++)
+				if (sidx[i] == s)
+					r->ops[k++] = ops[i];
+			int prc = blocked ? -EAGAIN : oq_push(db->shards[s]->q, r, true);
+			if (prc == 0) {
+				if (wait) {
+					sent[nsent] = r;
+					sent_sh[nsent] = db->shards[s];
+				}
+				nsent++;
+				/* Mark these ops as gone (blob ownership moved). */
+				for (size_t i = 0; i < left; i++)
+					if (sidx[i] == s)
+						sidx[i] = UINT_MAX;
+			} else {
+				orec_free(r); /* not its blobs: they are still in ops */
+				if (prc == -ECANCELED)
+					rc = closed_error();
+				else
+					blocked = db->shards[s];
+			}
+		}
+		orcu_read_unlock();
+		for (size_t i = 0; i < left; i++)
+			if (sidx[i] != UINT_MAX)
+				ops[keep++] = ops[i];
+		left = keep;
+		if (rc || left == 0)
+			break;
+		if (db->nonblocking && nsent == 0) {
+			rc = OMEN_EAGAIN;
+			break;
+		}
+		if (oq_wait_room(blocked->q) != 0) {
+			rc = closed_error();
+			break;
+		}
+	}
+out:
+	for (size_t i = 0; i < left; i++)
+		oblob_free(ops[i].blob);
+	if (wait) {
+		for (size_t i = 0; i < nsent; i++) {
+			oack_wait(&sent_sh[i]->ack, sent[i]);
+			if (!rc && sent[i]->status)
+				rc = sent[i]->status;
+			orec_free(sent[i]);
+		}
+	}
+	free(ops);
+	free(sidx);
+	free(cnt);
+	free(sent);
+	free(sent_sh);
+	return rc;
+}
+
+static int batch_call(omen_db *db, const omen_batch *b, bool wait, const char *fn)
+{
+	if (!db || !b) {
+		oerr_set("%s: NULL %s", fn, !db ? "handle" : "batch");
+		return OMEN_EINVAL;
+	}
+	int rc = db_enter(db);
+	if (rc)
+		return rc;
+	if (b->n)
+		rc = submit_batch(db, b, wait);
+	db_leave(db);
+	return rc;
+}
+
+int omen_write(omen_db *db, const omen_batch *b)
+{
+	return batch_call(db, b, true, "omen_write");
+}
+
+int omen_ingest_batch(omen_db *db, const omen_batch *b)
+{
+	return batch_call(db, b, false, "omen_ingest_batch");
+}
+
+/*
+ * Queue one marker record (kind FLUSH or CTRL) on every shard that can
+ * hold records (only shard 0 while the database bootstraps: the others
+ * are at the gate and hold nothing), and wait for all of them.
+ */
+static int markers(omen_db *db, uint8_t kind, uint16_t ctrl, bool wait)
+{
+	int rc = db_enter(db);
+	if (rc)
+		return rc;
+	unsigned n = db->nshards;
+	/* Waited-for markers live here; the others are async records, freed
+	 * by the worker. */
+	orec *mine = wait ? calloc(n, sizeof(orec)) : NULL;
+	orec **recs = calloc(n, sizeof(orec *));
+	unsigned char *sent = calloc(n, 1);
+	if ((wait && !mine) || !recs || !sent) {
+		rc = OMEN_ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		oshard *blocked = NULL;
+		orcu_read_lock();
+		if (is_closing(db)) {
+			orcu_read_unlock();
+			rc = closed_error();
+			break;
+		}
+		const orm *m = ODB_DEREF(&db->root);
+		unsigned upto = m->bootstrap ? 1 : n;
+		for (unsigned s = 0; s < upto && !blocked && !rc; s++) {
+			if (sent[s])
+				continue;
+			if (!recs[s])
+				recs[s] = wait ? &mine[s] : orec_new_async();
+			if (!recs[s]) {
+				rc = OMEN_ENOMEM;
+				break;
+			}
+			recs[s]->kind = kind;
+			recs[s]->ctrl = ctrl;
+			int prc = oq_push(db->shards[s]->q, recs[s], true);
+			if (prc == 0)
+				sent[s] = 1;
+			else if (prc == -ECANCELED)
+				rc = closed_error();
+			else
+				blocked = db->shards[s];
+		}
+		orcu_read_unlock();
+		if (rc || !blocked)
+			break;
+		if (oq_wait_room(blocked->q) != 0) {
+			rc = closed_error();
+			break;
+		}
+	}
+	for (unsigned s = 0; s < n && wait; s++) {
+		if (!sent || !sent[s])
+			continue;
+		oack_wait(&db->shards[s]->ack, recs[s]);
+		int e = atomic_exchange_explicit(&db->shards[s]->async_error, 0,
+						 memory_order_relaxed);
+		if (!rc && e) {
+			oerr_set("shard %u: an ingested record could not be committed (%s)", s,
+				 omen_strerror(e));
+			rc = e == OMEN_ENOMEM ? OMEN_ENOMEM : OMEN_EIO;
+		}
+	}
+out:
+	for (unsigned s = 0; s < n && !wait && recs; s++)
+		if (recs[s] && !sent[s])
+			orec_free(recs[s]);
+	free(mine);
+	free(recs);
+	free(sent);
+	db_leave(db);
+	return rc;
+}
+
+int omen_flush(omen_db *db)
+{
+	if (!db) {
+		oerr_set("omen_flush: NULL handle");
+		return OMEN_EINVAL;
+	}
+	return markers(db, OREC_FLUSH, 0, true);
+}
+
+/* --------------------------------------------------------------- reads */
+
+int omen_get(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len)
+{
+	if (!db || !len || (!buf && cap)) {
+		oerr_set("omen_get: %s", !db ? "NULL handle" : !len ? "NULL len"
+							     : "NULL buffer with a non-zero capacity");
+		return OMEN_EINVAL;
+	}
+	orcu_read_lock();
+	if (is_closing(db)) {
+		orcu_read_unlock();
+		return closed_error();
+	}
+	const orm *m = ODB_DEREF(&db->root);
+	oshard *sh = db->shards[orm_route(m, key)];
+	uint64_t p;
+	if (!alex_lookup(sh->tree, key, &p)) {
+		orcu_read_unlock();
+		return OMEN_ENOTFOUND;
+	}
+	if (oval_resident(p)) {
+		const oblob *b = oval_blob(p);
+		*len = b->len;
+		int rc = OMEN_ERANGE;
+		if (cap >= b->len) {
+			if (b->len)
+				memcpy(buf, b->data, b->len);
+			rc = OMEN_OK;
+		}
+		orcu_read_unlock();
+		return rc;
+	}
+	/* Not resident: read the family outside the section (storage reads
+	 * block).  If a write to the key is in flight, the family may already
+	 * hold it: the worker commits before it applies. */
+	atomic_fetch_add_explicit(&db->users, 1, memory_order_relaxed);
+	orcu_read_unlock();
+	int rc = ostore_get(db->store, sh->id, key, buf, cap, len);
+	db_leave(db);
+	return rc;
+}
+
+/* ----------------------------------------------------------- iterators */
+
+#define ITER_CHUNK 64
+#define ITER_CHUNK_BYTES (256u << 10)
+
+struct iter_ent {
+	uint64_t key;
+	size_t off;        /* resident: value bytes at buf + off */
+	uint32_t len;
+	bool resident;
+};
+
+struct omen_iter {
+	omen_db *db;
+	uint64_t next, hi;    /* the keys not yet fetched: [next, hi]  */
+	bool done;            /* nothing left to fetch                 */
+	unsigned shard;       /* the shard of the current chunk        */
+	struct iter_ent ents[ITER_CHUNK];
+	size_t n, pos;
+	unsigned char *buf;   /* the chunk's resident values           */
+	size_t blen, bcap;
+	unsigned char *val;   /* a non-resident value, read from storage */
+	size_t vcap;
+};
+
+int omen_iter_open(omen_db *db, uint64_t lo, uint64_t hi, omen_iter **out)
+{
+	if (out)
+		*out = NULL;
+	if (!db || !out || lo > hi) {
+		oerr_set("omen_iter_open: %s", !db ? "NULL handle" : !out ? "NULL out" : "lo > hi");
+		return OMEN_EINVAL;
+	}
+	omen_iter *it = calloc(1, sizeof(*it));
+	if (!it)
+		return OMEN_ENOMEM;
+	it->db = db;
+	it->next = lo;
+	it->hi = hi;
+	pthread_mutex_lock(&db->life);
+	if (is_closing(db)) {
+		pthread_mutex_unlock(&db->life);
+		free(it);
+		return closed_error();
+	}
+	db->iters++;
+	pthread_mutex_unlock(&db->life);
+	*out = it;
+	return OMEN_OK;
+}
+
+void omen_iter_close(omen_iter *it)
+{
+	if (!it)
+		return;
+	pthread_mutex_lock(&it->db->life);
+	it->db->iters--;
+	pthread_mutex_unlock(&it->db->life);
+	free(it->buf);
+	free(it->val);
+	free(it);
+}
+
+static int buf_reserve(omen_iter *it, size_t more)
+{
+	if (it->blen + more <= it->bcap)
+		return 0;
+	size_t c = it->bcap ? it->bcap : 4096;
+	while (c < it->blen + more)
+		c *= 2;
+	unsigned char *n = realloc(it->buf, c);
+	if (!n)
+		return -1;
+	it->buf = n;
+	it->bcap = c;
+	return 0;
+}
+
+/*
+ * Fetch the next chunk: up to ITER_CHUNK keys of one shard, read in one
+ * read-side section.  Each chunk starts from `next` (one past the last key
+ * fetched), so chunks never overlap and keys come strictly ascending.
+ */
+static int iter_fill(omen_iter *it)
+{
+	omen_db *db = it->db;
+	it->n = it->pos = it->blen = 0;
+	while (!it->done && it->n == 0) {
+		int rc = OMEN_OK;
+		bool full = false;
+		uint64_t k = 0, p;
+		orcu_read_lock();
+		const orm *m = ODB_DEREF(&db->root);
+		unsigned s = orm_route(m, it->next);
+		uint64_t slo, shi;
+		orm_range(m, s, &slo, &shi);
+		uint64_t end = shi < it->hi ? shi : it->hi;
+		alex_iter ai;
+		alex_iter_seek(db->shards[s]->tree, it->next, &ai);
+		while (alex_iter_next(&ai, &k, &p) && k <= end) {
+			struct iter_ent *e = &it->ents[it->n];
+			e->key = k;
+			e->resident = oval_resident(p);
+			if (e->resident) {
+				const oblob *b = oval_blob(p);
+				if (buf_reserve(it, b->len)) {
+					rc = OMEN_ENOMEM;
+					break;
+				}
+				e->off = it->blen;
+				e->len = b->len;
+				if (b->len)
+					memcpy(it->buf + it->blen, b->data, b->len);
+				it->blen += b->len;
+			}
+			if (++it->n == ITER_CHUNK || it->blen >= ITER_CHUNK_BYTES) {
+				full = true;
+				break;
+			}
+		}
+		orcu_read_unlock();
+		if (rc)
+			return rc;
+		it->shard = s;
+		if (full) {
+			if (k >= it->hi)
+				it->done = true;
+			else
+				it->next = k + 1;
+		} else if (end >= it->hi) {
+			it->done = true;
+		} else {
+			it->next = end + 1;
+		}
+	}
+	return OMEN_OK;
+}
+
+int omen_iter_next(omen_iter *it, uint64_t *key, const void **val, size_t *len)
+{
+	if (!it) {
+		oerr_set("omen_iter_next: NULL iterator");
+		return OMEN_EINVAL;
+	}
+	for (;;) {
+		if (it->pos == it->n) {
+			if (it->done)
+				return OMEN_END;
+			int rc = iter_fill(it);
+			if (rc)
+				return rc;
+			if (it->n == 0)
+				return OMEN_END;
+		}
+		struct iter_ent *e = &it->ents[it->pos++];
+		const void *v;
+		size_t l;
+		if (e->resident) {
+			v = it->buf + e->off;
+			l = e->len;
+		} else {
+			int rc;
+			for (;;) {
+				rc = ostore_get(it->db->store, it->shard, e->key, it->val, it->vcap, &l);
+				if (rc != OMEN_ERANGE)
+					break;
+				unsigned char *n = realloc(it->val, l);
+				if (!n)
+					return OMEN_ENOMEM;
+				it->val = n;
+				it->vcap = l;
+			}
+			if (rc == OMEN_ENOTFOUND)
+				continue; /* deleted since the chunk was read */
+			if (rc)
+				return rc;
+			v = it->val;
+		}
+		if (key)
+			*key = e->key;
+		if (val)
+			*val = v;
+		if (len)
+			*len = l;
+		return OMEN_OK;
+	}
+}
+
+/* ---------------------------------------------------------- operations */
+
+int omen_checkpoint(omen_db *db, const char *dir)
+{
+	if (!db || !dir) {
+		oerr_set("omen_checkpoint: NULL %s", !db ? "handle" : "directory");
+		return OMEN_EINVAL;
+	}
+	int rc = db_enter(db);
+	if (rc)
+		return rc;
+	rc = ostore_checkpoint(db->store, dir);
+	db_leave(db);
+	return rc;
+}
+
+/* Bytes of regular files under path (two levels: RocksDB keeps its files
+ * flat, with at most an archive directory). */
+static uint64_t dir_bytes(const char *path, int depth)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	uint64_t total = 0;
+	struct dirent *e;
+	char sub[4096];
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		struct stat st;
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		if (lstat(sub, &st) != 0)
+			continue;
+		if (S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_size;
+		else if (S_ISDIR(st.st_mode) && depth > 0)
+			total += dir_bytes(sub, depth - 1);
+	}
+	closedir(d);
+	return total;
+}
+
+static void shard_stats(const oshard *sh, omen_shard_stats *s)
+{
+	s->keys = alex_size(sh->tree);
+	s->index_bytes = alex_memory_bytes(sh->tree);
+	s->value_bytes = atomic_load_explicit(&sh->value_bytes, memory_order_relaxed);
+	s->queued = oq_depth(sh->q);
+	s->batches = atomic_load_explicit(&sh->batches, memory_order_relaxed);
+	s->records = atomic_load_explicit(&sh->records, memory_order_relaxed);
+}
+
+int omen_get_stats(omen_db *db, omen_stats *out)
+{
+	if (!db || !out) {
+		oerr_set("omen_get_stats: NULL %s", !db ? "handle" : "out");
+		return OMEN_EINVAL;
+	}
+	int rc = db_enter(db);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->shards = db->nshards;
+	for (unsigned i = 0; i < db->nshards; i++) {
+		omen_shard_stats s;
+		shard_stats(db->shards[i], &s);
+		out->keys += s.keys;
+		out->index_bytes += s.index_bytes;
+		out->value_bytes += s.value_bytes;
+		out->queued += s.queued;
+		out->batches += s.batches;
+		out->records += s.records;
+	}
+	out->disk_bytes = dir_bytes(db->path, 1);
+	db_leave(db);
+	return OMEN_OK;
+}
+
+int omen_get_shard_stats(omen_db *db, unsigned shard, omen_shard_stats *out)
+{
+	if (!db || !out || shard >= db->nshards) {
+		oerr_set("omen_get_shard_stats: %s", !db ? "NULL handle" : !out ? "NULL out"
+										 : "no such shard");
+		return OMEN_EINVAL;
+	}
+	int rc = db_enter(db);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	shard_stats(db->shards[shard], out);
+	orcu_read_lock();
+	orm_range(ODB_DEREF(&db->root), shard, &out->lo, &out->hi);
+	orcu_read_unlock();
+	db_leave(db);
+	return OMEN_OK;
+}
+
+/* ---------------------------------------------------------- test hooks */
+
+int odb_test_evict_all(omen_db *db)
+{
+	return markers(db, OREC_CTRL, OCTRL_EVICT_ALL, true);
+}
+
+int odb_test_pause(omen_db *db)
+{
+	atomic_store_explicit(&db->test_release, 0, memory_order_release);
+	int rc = markers(db, OREC_CTRL, OCTRL_PAUSE, false);
+	/* Return once every worker sleeps (a bootstrapping database pauses
+	 * shard 0 only), so that nothing queued from now on is applied. */
+	unsigned want = ODB_DEREF(&db->root)->bootstrap ? 1 : db->nshards;
+	while (!rc && atomic_load_explicit(&db->test_paused, memory_order_acquire) < want)
+		sched_yield();
+	return rc;
+}
+
+void odb_test_release(omen_db *db)
+{
+	atomic_store_explicit(&db->test_release, 1, memory_order_release);
+	ofutex_wake(&db->test_release, INT_MAX);
+}
+
+bool odb_test_closing(omen_db *db)
+{
+	return is_closing(db);
+}

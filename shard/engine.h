@@ -1,0 +1,144 @@
+/*
+ * shard/engine.h — the database handle and its shards: the structures
+ * behind omendb.h, shared by shard/db.c (the API: routing, lifecycle,
+ * reads, iterators) and shard/worker.c (each shard's writer thread).
+ * Internal: not installed.
+ *
+ * Who touches what
+ *   application threads  read the root model, the trees (alex reader API),
+ *                        value blobs, under an RCU read-side section; push
+ *                        records to queues; wait on a shard's oack.
+ *   shard worker i       the only writer of shard i's tree and family,
+ *                        except during bootstrap (below); frees replaced
+ *                        blobs through call_rcu.
+ *   omen_open/close      create and destroy everything, with the workers
+ *                        not yet started / already joined.
+ *
+ * Payloads: the tree maps a key to a tagged word (see shard/value.h).
+ *
+ * Bootstrap (a new multi-shard database): the root model routes every key
+ * to shard 0 and the gate is closed: workers 1..n-1 wait at the gate.
+ * Worker 0 takes the boundaries from its first batch (quantiles), writes
+ * them to metadata atomically with that batch, publishes the new model,
+ * waits a grace period (every producer routes and pushes inside one
+ * read-side section, so after it no record routed by the old model is
+ * still on its way), pushes a marker into its own queue and, until it
+ * pops the marker, applies each record to whichever shard the new model
+ * says, writing every shard's tree and family itself: the other workers
+ * are at the gate and touch nothing.  Then it opens the gate.  So records
+ * routed to shard 0 by the bootstrap model are applied before any record
+ * routed by the new model to another shard: one thread's writes to one key
+ * keep their order across the switch.
+ */
+#ifndef OMEN_SHARD_ENGINE_H
+#define OMEN_SHARD_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/alex.h"
+#include "core/root_model.h"
+#include "ingest/batch_sort.h"
+#include "ingest/queue.h"
+#include "ingest/record.h"
+#include "shard/store.h"
+
+#define OMEN_CACHE_LINE 64
+
+/* Records a worker pops at most per batch (a multi record counts once). */
+#define OSHARD_BATCH_MAX 4096
+
+/* Worker commands (orec.ctrl of OREC_CTRL records). */
+enum oshard_ctrl {
+	OCTRL_GATE_MARK = 1, /* bootstrap: everything before it was routed by the old model */
+	OCTRL_EVICT_ALL,     /* make every value non-resident (test hook)                  */
+	OCTRL_PAUSE,         /* sleep until db->test_release is set (test hook)            */
+};
+
+/* One operation of a worker batch. */
+struct wop {
+	uint64_t key;
+	oblob *blob;         /* NULL: delete                              */
+	uint32_t rec;        /* index of its record in the popped batch   */
+	uint32_t keep;       /* survived dedupe                           */
+};
+
+struct omen_db;
+
+typedef struct oshard {
+	/* Read-mostly, by every thread. */
+	struct omen_db *db;
+	unsigned id;
+	alex_tree *tree;
+	oq_queue *q;
+
+	/* Worker-owned scratch, reused batch after batch. */
+	pthread_t thread;
+	bool started;
+	int open_status;          /* rebuild result, reported to omen_open */
+	void **recs;
+	struct wop *ops;
+	size_t ops_cap;
+	obs_entry *ent, *ent_scratch;
+	size_t ent_cap;
+	alex_op *aops;
+	size_t aops_cap;
+	oblob **garbage;
+	size_t garbage_n, garbage_cap;
+	ostore_batch *wb;
+	orec gate_mark;           /* worker 0's bootstrap marker          */
+
+	/* Written by the worker, read by stats (relaxed). */
+	_Atomic uint64_t value_bytes;
+	_Atomic uint64_t batches, records;
+	_Atomic int failed;       /* sticky: the tree missed a committed batch */
+	_Atomic int async_error;  /* an ingested record failed since the last flush */
+
+	/* Waiters' side, on its own line: written by every acknowledged batch. */
+	oack ack __attribute__((aligned(OMEN_CACHE_LINE)));
+} oshard;
+
+struct omen_db {
+	/* Read by every call: never written while open except root (on a
+	 * layout change) and closing (once). */
+	orm *root;                /* RCU-published: PUBLISH / DEREF        */
+	oshard **shards;
+	unsigned nshards;
+	atomic_int closing;
+	int durability;
+	int nonblocking;
+	ostore *store;
+	char *path;
+	bool bootstrapping;       /* worker 0 only, after open             */
+
+	/* Lifecycle: iterator registration and close. */
+	pthread_mutex_t life;
+	unsigned iters;
+
+	/* The bootstrap gate: 0 closed, 1 open (futex word). */
+	atomic_uint gate __attribute__((aligned(OMEN_CACHE_LINE)));
+	atomic_uint ready;        /* workers done with their rebuild      */
+	atomic_uint test_release; /* OCTRL_PAUSE waits for it             */
+	atomic_uint test_paused;  /* workers inside OCTRL_PAUSE           */
+
+	/* Calls that may leave the read-side section while still using the
+	 * handle (waiting for an acknowledgement or for queue room, reading
+	 * storage): close waits for it to drop to 0.  Slow paths only: gets
+	 * and non-blocking ingest never touch it. */
+	atomic_long users __attribute__((aligned(OMEN_CACHE_LINE)));
+};
+
+/* Publish / read an RCU-protected pointer (C11 release store and consume
+ * load: see core/alex.c for why not rcu_assign_pointer). */
+#define ODB_PUBLISH(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ODB_DEREF(p) __atomic_load_n((p), __ATOMIC_CONSUME)
+
+/* shard/worker.c */
+int oshard_create(struct omen_db *db, unsigned id, unsigned queue_cap, oshard **out);
+void oshard_destroy(oshard *sh);    /* worker joined; frees resident blobs */
+int oshard_start(oshard *sh);       /* start the worker thread (it rebuilds first) */
+void *oshard_main(void *arg);
+
+#endif

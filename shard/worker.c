@@ -1,0 +1,693 @@
+/*
+ * shard/worker.c — a shard's writer thread: rebuild at open, then drain
+ * the ingest queue batch by batch.
+ *
+ * One batch:
+ *   1. pop up to OSHARD_BATCH_MAX records;
+ *   2. flatten their operations, sort them by key (stable radix sort, so
+ *      one thread's writes to one key keep their order) and keep the last
+ *      of each key; blobs of superseded writes are freed at once (no
+ *      reader ever saw them);
+ *   3. commit the survivors in one RocksDB write (fsync'd under
+ *      OMEN_DURABLE_SYNC: one fsync for the whole batch);
+ *   4. apply them to the tree in one batch apply; blobs they replace are
+ *      freed after a grace period (readers may be copying them);
+ *   5. acknowledge: mark every sync record done, free every async one,
+ *      wake the waiters once.
+ *
+ * Only this thread writes this shard's tree and family (see engine.h for
+ * the one exception, bootstrap, when worker 0 writes every shard's).
+ */
+#include "shard/engine.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "core/rcu.h"
+#include "omendb.h"
+#include "ingest/futex.h"
+#include "recovery/layout.h"
+#include "shard/errors.h"
+#include "shard/value.h"
+
+/* ------------------------------------------------------------ scratch */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 1024;
+	while (c < need)
+		c *= 2;
+	void *n = realloc(*p, c * elem);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*cap = c;
+	return 0;
+}
+
+static int garbage_add(oshard *sh, oblob *b)
+{
+	if (grow((void **)&sh->garbage, &sh->garbage_cap, sh->garbage_n + 1, sizeof(oblob *)))
+		return -ENOMEM;
+	sh->garbage[sh->garbage_n++] = b;
+	return 0;
+}
+
+/* Blobs replaced in one batch, freed together after a grace period: one
+ * call_rcu per batch, not one per blob. */
+struct retired {
+	struct rcu_head head;
+	size_t n;
+	oblob *blobs[];
+};
+
+static void retired_free(struct rcu_head *h)
+{
+	orcu_tsan_quiesced();
+	struct retired *r = caa_container_of(h, struct retired, head);
+	for (size_t i = 0; i < r->n; i++)
+		oblob_free(r->blobs[i]);
+	free(r);
+}
+
+/* Hand the batch's replaced blobs to RCU.  If even that allocation fails,
+ * wait for a grace period here and free them directly. */
+static void garbage_retire(oshard *sh)
+{
+	if (sh->garbage_n == 0)
+		return;
+	struct retired *r = malloc(sizeof(*r) + sh->garbage_n * sizeof(oblob *));
+	if (r) {
+		r->n = sh->garbage_n;
+		memcpy(r->blobs, sh->garbage, r->n * sizeof(oblob *));
+		orcu_call(&r->head, retired_free);
+	} else {
+		orcu_synchronize();
+		for (size_t i = 0; i < sh->garbage_n; i++)
+			oblob_free(sh->garbage[i]);
+	}
+	sh->garbage_n = 0;
+}
+
+/* ------------------------------------------------------------- create */
+
+int oshard_create(struct omen_db *db, unsigned id, unsigned queue_cap, oshard **out)
+{
+	*out = NULL;
+	oshard *sh = aligned_alloc(OMEN_CACHE_LINE,
+				   (sizeof(oshard) + OMEN_CACHE_LINE - 1) &
+					   ~(size_t)(OMEN_CACHE_LINE - 1));
+	if (!sh)
+		return OMEN_ENOMEM;
+	memset(sh, 0, sizeof(*sh));
+	sh->db = db;
+	sh->id = id;
+	int rc = OMEN_ENOMEM;
+	if (alex_create(NULL, &sh->tree) != 0)
+		goto fail;
+	if (oq_create(queue_cap, &sh->q) != 0)
+		goto fail;
+	sh->recs = malloc(OSHARD_BATCH_MAX * sizeof(void *));
+	sh->wb = ostore_batch_new(db->store);
+	if (!sh->recs || !sh->wb)
+		goto fail;
+	sh->gate_mark.kind = OREC_CTRL;
+	sh->gate_mark.ctrl = OCTRL_GATE_MARK;
+	*out = sh;
+	return OMEN_OK;
+fail:
+	oshard_destroy(sh);
+	return rc;
+}
+
+/* Free every resident blob of the tree (close: no reader, no worker). */
+static void free_resident(oshard *sh)
+{
+	alex_iter it;
+	uint64_t k, p;
+	orcu_read_lock();
+	alex_iter_seek(sh->tree, 0, &it);
+	while (alex_iter_next(&it, &k, &p))
+		if (oval_resident(p))
+			oblob_free((oblob *)oval_blob(p));
+	orcu_read_unlock();
+}
+
+void oshard_destroy(oshard *sh)
+{
+	if (!sh)
+		return;
+	if (sh->tree) {
+		free_resident(sh);
+		alex_destroy(sh->tree);
+	}
+	oq_destroy(sh->q);
+	ostore_batch_free(sh->wb);
+	free(sh->recs);
+	free(sh->ops);
+	free(sh->ent);
+	free(sh->ent_scratch);
+	free(sh->aops);
+	free(sh->garbage);
+	free(sh);
+}
+
+/* ------------------------------------------------------------ rebuild */
+
+/* Load the shard's family into its (empty) tree: an ordered scan feeding
+ * a bulk load.  Runs on the worker thread, all shards in parallel. */
+static int rebuild(oshard *sh)
+{
+	ostore_iter *it;
+	int rc = ostore_iter_new(sh->db->store, sh->id, &it);
+	if (rc)
+		return rc;
+	uint64_t *keys = NULL, *vals = NULL;
+	size_t n = 0, cap = 0, cap2 = 0;
+	uint64_t bytes = 0;
+	for (ostore_iter_seek_first(it); ostore_iter_valid(it); ostore_iter_next(it)) {
+		if (grow((void **)&keys, &cap, n + 1, sizeof(uint64_t)) ||
+		    grow((void **)&vals, &cap2, n + 1, sizeof(uint64_t))) {
+			rc = OMEN_ENOMEM;
+			break;
+		}
+		size_t len;
+		const void *v = ostore_iter_value(it, &len);
+		oblob *b = oblob_new(v, len);
+		if (!b) {
+			rc = OMEN_ENOMEM;
+			break;
+		}
+		bytes += omem_small_usable(oblob_size(b->len));
+		keys[n] = ostore_iter_key(it);
+		vals[n] = oval_of_blob(b);
+		n++;
+	}
+	if (!rc)
+		rc = ostore_iter_status(it);
+	ostore_iter_free(it);
+	if (!rc && alex_bulk_load(sh->tree, keys, vals, n) != 0) {
+		oerr_set("shard %u: rebuilding the index of %zu keys failed", sh->id, n);
+		rc = OMEN_ENOMEM;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			oblob_free((oblob *)oval_blob(vals[i]));
+	} else {
+		atomic_store_explicit(&sh->value_bytes, bytes, memory_order_relaxed);
+	}
+	free(keys);
+	free(vals);
+	return rc;
+}
+
+/* ---------------------------------------------------------- one batch */
+
+/* Flatten the records' operations into sh->ops.  Returns the count, or
+ * -ENOMEM. */
+static long flatten(oshard *sh, size_t n)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		orec *r = sh->recs[i];
+		size_t k = r->kind == OREC_MULTI ? r->nops : (r->kind <= OREC_DEL);
+		if (grow((void **)&sh->ops, &sh->ops_cap, m + k, sizeof(struct wop)))
+			return -ENOMEM;
+		if (r->kind == OREC_PUT || r->kind == OREC_DEL) {
+			sh->ops[m++] = (struct wop){ r->key, r->kind == OREC_PUT ? r->blob : NULL,
+						     (uint32_t)i, 0 };
+		} else if (r->kind == OREC_MULTI) {
+			for (uint32_t j = 0; j < r->nops; j++)
+				sh->ops[m++] = (struct wop){ r->ops[j].key, r->ops[j].blob,
+							     (uint32_t)i, 0 };
+		}
+	}
+	return (long)m;
+}
+
+/* Sort sh->ops[0..m) by key into sh->ent, keep the last write per key,
+ * free the blobs of the others.  Returns the survivors' count. */
+static long sort_dedupe(oshard *sh, size_t m)
+{
+	size_t cap = sh->ent_cap;
+	if (grow((void **)&sh->ent, &cap, m, sizeof(obs_entry)) ||
+	    grow((void **)&sh->ent_scratch, &sh->ent_cap, m, sizeof(obs_entry)))
+		return -ENOMEM;
+	/* Both arrays grow to the same capacity (grow doubles from the same
+	 * start), so one capacity field serves both. */
+	for (size_t i = 0; i < m; i++)
+		sh->ent[i] = (obs_entry){ sh->ops[i].key, (uint32_t)i, 0 };
+	obs_sort(sh->ent, sh->ent_scratch, m);
+	size_t d = obs_dedupe_last(sh->ent, m);
+	for (size_t i = 0; i < d; i++)
+		sh->ops[sh->ent[i].idx].keep = 1;
+	for (size_t i = 0; i < m; i++)
+		if (!sh->ops[i].keep)
+			oblob_free(sh->ops[i].blob);
+	return (long)d;
+}
+
+/* The shard an op goes to: this shard, or (bootstrap) the new model's. */
+static unsigned target_of(const oshard *sh, const orm *route, uint64_t key)
+{
+	return route ? orm_route(route, key) : sh->id;
+}
+
+/* Apply survivors ent[lo..hi) (sorted, all for shard t) to t's tree. */
+static int apply_run(oshard *sh, oshard *t, size_t lo, size_t hi)
+{
+	size_t k = hi - lo;
+	if (grow((void **)&sh->aops, &sh->aops_cap, k, sizeof(alex_op)))
+		return OMEN_ENOMEM;
+	int64_t dbytes = 0;
+	for (size_t i = 0; i < k; i++) {
+		const struct wop *o = &sh->ops[sh->ent[lo + i].idx];
+		uint64_t old;
+		if (alex_writer_lookup(t->tree, o->key, &old) && oval_resident(old)) {
+			oblob *ob = (oblob *)oval_blob(old);
+			dbytes -= (int64_t)omem_small_usable(oblob_size(ob->len));
+			if (garbage_add(sh, ob))
+				return OMEN_ENOMEM;
+		}
+		sh->aops[i].key = o->key;
+		if (o->blob) {
+			sh->aops[i].kind = ALEX_OP_PUT;
+			sh->aops[i].payload = oval_of_blob(o->blob);
+			dbytes += (int64_t)omem_small_usable(oblob_size(o->blob->len));
+		} else {
+			sh->aops[i].kind = ALEX_OP_DEL;
+			sh->aops[i].payload = 0;
+		}
+	}
+	if (alex_apply_batch(t->tree, sh->aops, k, NULL) != 0)
+		return OMEN_ENOMEM;
+	atomic_fetch_add_explicit(&t->value_bytes, (uint64_t)dbytes, memory_order_relaxed);
+	return OMEN_OK;
+}
+
+static void run_ctrl(oshard *sh, orec *r);
+
+/*
+ * Process the popped records sh->recs[0..n).  route: NULL in normal
+ * operation; during bootstrap, the new model, and ops go to the shards it
+ * names.  Acknowledges every record.
+ */
+static void process(oshard *sh, size_t n, const orm *route)
+{
+	struct omen_db *db = sh->db;
+	int status = atomic_load_explicit(&sh->failed, memory_order_relaxed);
+	long m = flatten(sh, n), d = 0;
+	if (m < 0 || status) {
+		/* Nothing will be published: free every record's blobs. */
+		for (size_t i = 0; i < n; i++)
+			orec_free_blobs(sh->recs[i]);
+		if (!status)
+			status = OMEN_ENOMEM;
+		m = 0;
+	}
+	if (!status && m > 0) {
+		d = sort_dedupe(sh, (size_t)m);
+		if (d < 0) {
+			for (long i = 0; i < m; i++)
+				oblob_free(sh->ops[i].blob);
+			status = OMEN_ENOMEM;
+			d = 0;
+		}
+	}
+	/* Commit. */
+	if (!status && d > 0) {
+		ostore_batch_clear(sh->wb);
+		for (long i = 0; i < d && !status; i++) {
+			const struct wop *o = &sh->ops[sh->ent[i].idx];
+			unsigned t = target_of(sh, route, o->key);
+			status = o->blob ? ostore_batch_put(sh->wb, t, o->key, o->blob->data,
+							    o->blob->len)
+					 : ostore_batch_delete(sh->wb, t, o->key);
+		}
+		if (!status)
+			status = ostore_write(db->store, sh->wb, db->durability == OMEN_DURABLE_SYNC);
+	}
+	if (status) {
+		/* Nothing committed, nothing published: the blobs are ours. */
+		for (long i = 0; i < d; i++)
+			oblob_free(sh->ops[sh->ent[i].idx].blob);
+	} else {
+		/* Apply, one run per target shard (runs are contiguous: shards
+		 * own ascending key ranges and the ops are sorted). */
+		size_t i = 0;
+		while (i < (size_t)d) {
+			unsigned t = target_of(sh, route, sh->ops[sh->ent[i].idx].key);
+			size_t j = i + 1;
+			while (j < (size_t)d && target_of(sh, route, sh->ops[sh->ent[j].idx].key) == t)
+				j++;
+			if (apply_run(sh, db->shards[t], i, j) != OMEN_OK) {
+				/* The family has the batch but the tree does not:
+				 * reads would miss committed writes.  Refuse every
+				 * later write to the shard; reopening rebuilds the
+				 * tree from the family. */
+				oerr_set("shard %u: out of memory applying a committed batch", t);
+				atomic_store(&db->shards[t]->failed, OMEN_ENOMEM);
+				status = OMEN_ENOMEM;
+				break;
+			}
+			i = j;
+		}
+		garbage_retire(sh);
+		atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&sh->records, n, memory_order_relaxed);
+	}
+	/* Acknowledge the writes, then run the commands (which may take
+	 * long) and acknowledge them. */
+	size_t nctrl = 0;
+	for (size_t i = 0; i < n; i++) {
+		orec *r = sh->recs[i];
+		if (r->kind == OREC_CTRL) {
+			sh->recs[nctrl++] = r;
+		} else if (r->async) {
+			if (status)
+				atomic_store_explicit(&sh->async_error, status, memory_order_relaxed);
+			orec_free(r);
+		} else {
+			orec_ack(r, r->kind == OREC_FLUSH ? OMEN_OK : status);
+		}
+	}
+	oack_publish(&sh->ack);
+	for (size_t i = 0; i < nctrl; i++) {
+		orec *r = sh->recs[i];
+		run_ctrl(sh, r);
+		if (r == &sh->gate_mark)
+			continue;
+		if (r->async)
+			orec_free(r);
+		else
+			orec_ack(r, OMEN_OK);
+	}
+	if (nctrl)
+		oack_publish(&sh->ack);
+}
+
+/* ------------------------------------------------------------ control */
+
+/* Make every resident value of the shard non-resident (the test hook for
+ * the read path from storage; the memory budget will use the same
+ * machinery).  In chunks, each read under its own read-side section. */
+static void evict_all(oshard *sh)
+{
+	const size_t chunk = 4096;
+	if (grow((void **)&sh->aops, &sh->aops_cap, chunk, sizeof(alex_op)))
+		return;
+	uint64_t next = 0;
+	bool more = true;
+	while (more) {
+		size_t k = 0;
+		alex_iter it;
+		uint64_t key, p;
+		orcu_read_lock();
+		alex_iter_seek(sh->tree, next, &it);
+		while (k < chunk && (more = alex_iter_next(&it, &key, &p))) {
+			if (oval_resident(p)) {
+				const oblob *b = oval_blob(p);
+				sh->aops[k++] = (alex_op){ key, oval_nonresident(b->len),
+							   ALEX_OP_PUT };
+			}
+			if (key == UINT64_MAX) {
+				more = false;
+				break;
+			}
+			next = key + 1;
+		}
+		orcu_read_unlock();
+		int64_t dbytes = 0;
+		for (size_t i = 0; i < k; i++) {
+			uint64_t old;
+			if (alex_writer_lookup(sh->tree, sh->aops[i].key, &old) &&
+			    oval_resident(old)) {
+				oblob *b = (oblob *)oval_blob(old);
+				dbytes += (int64_t)omem_small_usable(oblob_size(b->len));
+				if (garbage_add(sh, b))
+					return;
+			}
+		}
+		if (alex_apply_batch(sh->tree, sh->aops, k, NULL) != 0)
+			return;
+		atomic_fetch_sub_explicit(&sh->value_bytes, (uint64_t)dbytes, memory_order_relaxed);
+		garbage_retire(sh);
+	}
+}
+
+static void run_ctrl(oshard *sh, orec *r)
+{
+	struct omen_db *db = sh->db;
+	switch (r->ctrl) {
+	case OCTRL_EVICT_ALL:
+		evict_all(sh);
+		break;
+	case OCTRL_PAUSE:
+		atomic_fetch_add_explicit(&db->test_paused, 1, memory_order_release);
+		while (!atomic_load_explicit(&db->test_release, memory_order_acquire))
+			ofutex_wait(&db->test_release, 0, NULL);
+		atomic_fetch_sub_explicit(&db->test_paused, 1, memory_order_relaxed);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---------------------------------------------------------- bootstrap */
+
+static void gate_open(struct omen_db *db)
+{
+	atomic_store_explicit(&db->gate, 1, memory_order_release);
+	ofutex_wake(&db->gate, INT_MAX);
+}
+
+static void gate_wait(struct omen_db *db)
+{
+	while (!atomic_load_explicit(&db->gate, memory_order_acquire))
+		ofutex_wait(&db->gate, 0, NULL);
+}
+
+/* Keys a new database collects in shard 0 before it sets boundaries. */
+#define BOOTSTRAP_SAMPLE 4096
+
+/*
+ * Move the keys of shard 0's tree that the new model m gives to other
+ * shards: insert them into those shards' trees (same payload words: a
+ * blob is shared by two trees until the grace period below), commit puts
+ * into their families, a range delete in family 0 and the layout in one
+ * atomic write, publish m, wait a grace period (readers still routing by
+ * the bootstrap model read tree 0), then drop the moved keys from tree 0
+ * without freeing their blobs.  Worker 0 owns every tree: the others wait
+ * at the gate.  Returns OMEN_OK with m published, or an error with
+ * nothing changed (the caller frees m).
+ */
+static int bootstrap_move(oshard *sh, orm *m)
+{
+	struct omen_db *db = sh->db;
+	size_t cap = 0, n = 0;
+	alex_op *moved = NULL;
+	int rc = OMEN_OK;
+	ostore_batch_clear(sh->wb);
+	/* Every key of tree 0 at or above shard 1's boundary. */
+	alex_iter it;
+	uint64_t k, p;
+	orcu_read_lock();
+	alex_iter_seek(sh->tree, m->lo[1], &it);
+	while (alex_iter_next(&it, &k, &p)) {
+		if (grow((void **)&moved, &cap, n + 1, sizeof(alex_op))) {
+			rc = OMEN_ENOMEM;
+			break;
+		}
+		moved[n++] = (alex_op){ k, p, ALEX_OP_PUT };
+	}
+	orcu_read_unlock();
+	/* Families: puts into the targets, a range delete in family 0. */
+	uint8_t *val = NULL;
+	size_t vcap = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned t = orm_route(m, moved[i].key);
+		if (oval_resident(moved[i].payload)) {
+			const oblob *b = oval_blob(moved[i].payload);
+			rc = ostore_batch_put(sh->wb, t, moved[i].key, b->data, b->len);
+			continue;
+		}
+		size_t len = (size_t)(moved[i].payload >> 1);
+		if (grow((void **)&val, &vcap, len ? len : 1, 1))
+			rc = OMEN_ENOMEM;
+		else
+			rc = ostore_get(db->store, 0, moved[i].key, val, vcap, &len);
+		if (!rc)
+			rc = ostore_batch_put(sh->wb, t, moved[i].key, val, len);
+	}
+	free(val);
+	if (!rc)
+		rc = ostore_batch_delete_range(sh->wb, 0, m->lo[1], UINT64_MAX);
+	if (!rc) {
+		uint8_t buf[olayout_size(OSTORE_MAX_SHARDS)];
+		olayout_encode(m->lo, m->nshards, buf);
+		rc = ostore_batch_meta_put(sh->wb, OLAYOUT_KEY, buf, olayout_size(m->nshards));
+	}
+	/* Trees: the targets are invisible to readers until m is published. */
+	size_t i = 0;
+	while (!rc && i < n) {
+		unsigned t = orm_route(m, moved[i].key);
+		size_t j = i;
+		uint64_t bytes = 0;
+		while (j < n && orm_route(m, moved[j].key) == t) {
+			if (oval_resident(moved[j].payload))
+				bytes += omem_small_usable(oblob_size(oval_blob(moved[j].payload)->len));
+			j++;
+		}
+		if (alex_apply_batch(db->shards[t]->tree, moved + i, j - i, NULL) != 0) {
+			rc = OMEN_ENOMEM;
+			j = n; /* undo everything below, applied or not */
+		} else {
+			atomic_fetch_add_explicit(&db->shards[t]->value_bytes, bytes,
+						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&sh->value_bytes, bytes, memory_order_relaxed);
+		}
+		i = j;
+	}
+	if (!rc)
+		rc = ostore_write(db->store, sh->wb, db->durability == OMEN_DURABLE_SYNC);
+	if (rc) {
+		/* Undo the target trees: nothing reads them yet.  (Deleting a key
+		 * that never got there is a no-op.) */
+		for (size_t x = 0; x < i; x++) {
+			oshard *t = db->shards[orm_route(m, moved[x].key)];
+			if (alex_delete(t->tree, moved[x].key) == 1 &&
+			    oval_resident(moved[x].payload)) {
+				uint64_t b = omem_small_usable(
+					oblob_size(oval_blob(moved[x].payload)->len));
+				atomic_fetch_sub_explicit(&t->value_bytes, b, memory_order_relaxed);
+				atomic_fetch_add_explicit(&sh->value_bytes, b, memory_order_relaxed);
+			}
+		}
+		free(moved);
+		return rc;
+	}
+	orm *old = db->root;
+	ODB_PUBLISH(&db->root, m);
+	/* After this, no reader routes by the old model, and no producer is
+	 * still pushing a record it routed by it. */
+	orcu_synchronize();
+	orm_free(old);
+	for (size_t x = 0; x < n; x++)
+		moved[x].kind = ALEX_OP_DEL;
+	/* Deletes only shrink leaves; a failure to shrink is not an error. */
+	(void)alex_apply_batch(sh->tree, moved, n, NULL);
+	free(moved);
+	return OMEN_OK;
+}
+
+static bool batch_has(oshard *sh, size_t n, const orec *r)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sh->recs[i] == r)
+			return true;
+	return false;
+}
+
+/*
+ * Worker 0 while a new database bootstraps (see engine.h): apply to shard
+ * 0 until it holds BOOTSTRAP_SAMPLE keys (or a batch brings that many),
+ * then take the boundaries from those keys, move what belongs elsewhere,
+ * and hand over to the other workers.  Returns with the gate open once
+ * the boundaries are set.
+ */
+static void bootstrap(oshard *sh, size_t n)
+{
+	struct omen_db *db = sh->db;
+	long m = flatten(sh, n);
+	uint64_t have = alex_size(sh->tree);
+	if (m <= 0 || have + (uint64_t)m < BOOTSTRAP_SAMPLE) {
+		process(sh, n, NULL);
+		return;
+	}
+	/* The sample: shard 0's keys and this batch's. */
+	size_t k = 0;
+	uint64_t *keys = malloc(((size_t)have + (size_t)m) * sizeof(uint64_t));
+	orm *nm = NULL;
+	if (keys) {
+		alex_iter it;
+		uint64_t key, p;
+		orcu_read_lock();
+		alex_iter_seek(sh->tree, 0, &it);
+		while (k < (size_t)have && alex_iter_next(&it, &key, &p))
+			keys[k++] = key;
+		orcu_read_unlock();
+		for (long i = 0; i < m; i++)
+			keys[k++] = sh->ops[i].key;
+		(void)orm_from_sample(keys, k, keys, db->nshards, &nm);
+		free(keys);
+	}
+	if (!nm || bootstrap_move(sh, nm) != OMEN_OK) {
+		/* Out of memory or a storage failure: stay in bootstrap, try
+		 * again on a later batch. */
+		orm_free(nm);
+		process(sh, n, NULL);
+		return;
+	}
+	process(sh, n, nm);
+	/* Everything queued before the marker may have been routed by the
+	 * bootstrap model: apply it all by the new one. */
+	bool marked = false;
+	for (;;) {
+		if (!marked && oq_push(sh->q, &sh->gate_mark, true) == 0)
+			marked = true;
+		/* Not marked: full (pop and retry) or closed (drain to the end). */
+		size_t got = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, marked ? -1 : 0);
+		bool done = (marked && batch_has(sh, got, &sh->gate_mark)) ||
+			    (!marked && got == 0 && oq_drained(sh->q));
+		if (got)
+			process(sh, got, nm);
+		if (done)
+			break;
+	}
+	db->bootstrapping = false;
+	gate_open(db);
+}
+
+/* --------------------------------------------------------------- main */
+
+void *oshard_main(void *arg)
+{
+	oshard *sh = arg;
+	struct omen_db *db = sh->db;
+
+	sh->open_status = rebuild(sh);
+	atomic_fetch_add_explicit(&db->ready, 1, memory_order_release);
+	ofutex_wake(&db->ready, INT_MAX);
+	if (sh->open_status)
+		return NULL;
+	if (sh->id != 0)
+		gate_wait(db);
+	for (;;) {
+		size_t n = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, -1);
+		if (n == 0) {
+			if (oq_drained(sh->q))
+				break;
+			continue;
+		}
+		if (sh->id == 0 && db->bootstrapping)
+			bootstrap(sh, n);
+		else
+			process(sh, n, NULL);
+	}
+	if (sh->id == 0)
+		gate_open(db); /* closed before the first batch: let the others drain */
+	return NULL;
+}
+
+int oshard_start(oshard *sh)
+{
+	if (pthread_create(&sh->thread, NULL, oshard_main, sh) != 0)
+		return OMEN_ENOMEM;
+	sh->started = true;
+	return OMEN_OK;
+}
