@@ -2,6 +2,7 @@
  * core/rcu.c — lazy registration with liburcu (see rcu.h).
  */
 #include "core/rcu.h"
+#include "core/tsan_suppressions.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -30,10 +31,7 @@ char orcu_tsan_token;
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
-	return "called_from_lib:liburcu-memb.so\n"
-	       "called_from_lib:liburcu-common.so\n"
-	       "called_from_lib:librocksdb.so\n"
-	       "called_from_lib:libstdc++.so\n";
+	return OMEN_TSAN_SUPPRESSIONS;
 }
 #endif
 

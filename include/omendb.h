@@ -112,8 +112,9 @@ typedef struct omen_batch omen_batch;
 typedef struct omen_iter omen_iter;
 
 typedef struct omen_options {
-	unsigned shards;            /* 0 = one per online CPU (default).  An existing
-				       database keeps its shard count: 0 or that count. */
+	unsigned shards;            /* 0 = one per online CPU (default), at most 4096.
+				       An existing database keeps its shard count:
+				       pass 0 or that count.                            */
 	int      durability;        /* OMEN_DURABLE_WAL (default) or OMEN_DURABLE_SYNC   */
 	size_t   memory_budget;     /* bytes of resident values; 0 = keep all resident.
 				       Not enforced yet (the temperature-driven budget
@@ -137,12 +138,15 @@ void omen_options_init(omen_options *o);
  * Returns OMEN_OK and sets *out; on failure sets *out = NULL and returns:
  *   OMEN_EINVAL     NULL path or out; bad options; path exists and is not a
  *                   directory; shards differs from an existing database's;
- *   OMEN_ENOTFOUND  the directory is missing and create_if_missing is 0;
+ *   OMEN_ENOTFOUND  the directory is missing or empty and create_if_missing
+ *                   is 0;
  *   OMEN_ECORRUPT   a non-empty directory that is not an OmenDB database,
  *                   or one whose metadata or files fail validation;
  *   OMEN_EBUSY      the directory is already open (this or another process);
  *   OMEN_ENOMEM, OMEN_EIO.
- * A failed open never modifies the directory.  Opening an existing
+ * A failed open never modifies the stored data.  (One caveat: when
+ * metadata fails validation after RocksDB opened the directory, RocksDB
+ * may already have rotated its own log and manifest files.)  Opening an existing
  * database reads every shard back into memory (in parallel, one thread per
  * shard) before returning.
  */
@@ -206,9 +210,10 @@ omen_batch *omen_batch_new(void);                 /* NULL when out of memory */
  * OMEN_ENOMEM. */
 int  omen_batch_put(omen_batch *b, uint64_t key, const void *val, size_t len);
 int  omen_batch_delete(omen_batch *b, uint64_t key);   /* OMEN_OK, OMEN_EINVAL, OMEN_ENOMEM */
-void omen_batch_clear(omen_batch *b);             /* drop every record; reusable */
+void omen_batch_clear(omen_batch *b);             /* drop every record; reusable;
+						     NULL is a no-op          */
 void omen_batch_free(omen_batch *b);              /* NULL is a no-op            */
-/* Records in the batch. */
+/* Records in the batch (0 for NULL). */
 size_t omen_batch_count(const omen_batch *b);
 
 /*
@@ -252,8 +257,9 @@ int omen_ingest_batch(omen_db *db, const omen_batch *b);
 
 /*
  * omen_flush — wait until every record queued by any thread before the
- * call is acknowledged.  Returns OMEN_OK, OMEN_ECLOSED, or OMEN_EIO when
- * some ingested record could not be committed since the previous flush.
+ * call is acknowledged.  Returns OMEN_OK, OMEN_EINVAL (NULL), OMEN_ECLOSED,
+ * or OMEN_EIO when some ingested record could not be committed since the
+ * previous flush.
  */
 int omen_flush(omen_db *db);
 
@@ -266,10 +272,12 @@ int omen_flush(omen_db *db);
  * deleted since is returned exactly once; a key written or deleted during
  * the iteration may or may not be seen.  Iterators take no lock: writers
  * are never blocked.  An open iterator makes omen_close return OMEN_EBUSY.
- * Errors: OMEN_EINVAL (NULL db or out, lo > hi), OMEN_ENOMEM, OMEN_ECLOSED.
+ * Errors: OMEN_EINVAL (NULL db or out, lo > hi), OMEN_ENOMEM, OMEN_ECLOSED;
+ * *out is NULL on failure.
  *
  * omen_iter_next — the next key and its value: OMEN_OK, or OMEN_END when
- * exhausted (and on every later call), or OMEN_EIO.  *val stays valid until
+ * exhausted (and on every later call), OMEN_EINVAL (NULL it), OMEN_ENOMEM
+ * or OMEN_EIO.  *val stays valid until
  * the next call on the iterator.  key, val and len may each be NULL.
  *
  * One iterator belongs to one thread at a time.
@@ -297,20 +305,22 @@ typedef struct omen_stats {
 	uint64_t queued;          /* records waiting in ingest queues            */
 	uint64_t disk_bytes;      /* size of the database directory              */
 	uint64_t batches;         /* worker batches committed, all shards        */
-	uint64_t records;         /* records committed (before dedupe)           */
+	uint64_t records;         /* puts and deletes committed (before dedupe) */
 } omen_stats;
 
 typedef struct omen_shard_stats {
 	uint64_t lo, hi;          /* the key range this shard owns: [lo, hi].  A
-				     new database routes every key to shard 0
-				     until its first batch sets the boundaries;
-				     until then the other shards report lo > hi
-				     (an empty range).                            */
+				     new multi-shard database routes every key
+				     to shard 0 until shard 0 holds 4096 keys (or
+				     one worker batch brings that many); then the
+				     boundaries are set from those keys
+				     (quantiles) and stored.  Until then the other
+				     shards report lo > hi (an empty range).      */
 	uint64_t keys;
 	uint64_t index_bytes, value_bytes;
 	uint64_t queued;
 	uint64_t batches;         /* worker batches committed                    */
-	uint64_t records;         /* records committed (before dedupe)           */
+	uint64_t records;         /* puts and deletes committed (before dedupe) */
 } omen_shard_stats;
 
 /* Counters are recent values, each read without stopping the workers.

@@ -281,7 +281,10 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 	db->nonblocking = o.nonblocking_ingest != 0;
 
 	bool fresh = false;
-	rc = ostore_open(path, 0, cache, false, &db->store);
+	/* An explicit shard count is checked against an existing database's
+	 * family list before RocksDB opens it for writing, so a mismatch
+	 * leaves the directory untouched. */
+	rc = ostore_open(path, o.shards, cache, false, &db->store);
 	if (rc == OMEN_ENOTFOUND && o.create_if_missing) {
 		rc = ostore_open(path, o.shards ? o.shards : online_cpus(), cache, true, &db->store);
 		fresh = true;
@@ -289,12 +292,6 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 	if (rc)
 		goto fail;
 	db->nshards = ostore_nshards(db->store);
-	if (o.shards && o.shards != db->nshards) {
-		oerr_set("%s has %u shards; open it with shards = 0 or %u", path, db->nshards,
-			 db->nshards);
-		rc = OMEN_EINVAL;
-		goto fail;
-	}
 	rc = load_layout(db, fresh);
 	if (rc)
 		goto fail;

@@ -18,17 +18,24 @@
  *
  * Bootstrap (a new multi-shard database): the root model routes every key
  * to shard 0 and the gate is closed: workers 1..n-1 wait at the gate.
- * Worker 0 takes the boundaries from its first batch (quantiles), writes
- * them to metadata atomically with that batch, publishes the new model,
- * waits a grace period (every producer routes and pushes inside one
- * read-side section, so after it no record routed by the old model is
- * still on its way), pushes a marker into its own queue and, until it
- * pops the marker, applies each record to whichever shard the new model
- * says, writing every shard's tree and family itself: the other workers
- * are at the gate and touch nothing.  Then it opens the gate.  So records
- * routed to shard 0 by the bootstrap model are applied before any record
- * routed by the new model to another shard: one thread's writes to one key
- * keep their order across the switch.
+ * Worker 0 applies batches to shard 0 until it holds BOOTSTRAP_SAMPLE
+ * keys (or a batch brings that many): one key is no sample to take
+ * boundaries from.  Then it takes the boundaries from those keys
+ * (quantiles) and moves the keys that now belong to other shards: it
+ * inserts them into their trees (still unreachable: the model does not
+ * route there yet), commits puts into their families, a range delete in
+ * family 0 and the layout record in one atomic write, publishes the new
+ * model and waits a grace period.  After it no reader still routes by the
+ * bootstrap model, and no producer is still pushing a record it routed by
+ * it (producers route and push inside one read-side section); the moved
+ * keys are dropped from tree 0.  Worker 0 then pushes a marker into its
+ * own queue and, until it pops the marker, applies each record to
+ * whichever shard the new model says, writing every shard's tree and
+ * family itself: the other workers are at the gate and touch nothing.
+ * Then it opens the gate.  So records routed to shard 0 by the bootstrap
+ * model are applied before any record routed by the new model to another
+ * shard: one thread's writes to one key keep their order across the
+ * switch.
  */
 #ifndef OMEN_SHARD_ENGINE_H
 #define OMEN_SHARD_ENGINE_H

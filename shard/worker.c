@@ -359,7 +359,7 @@ static void process(oshard *sh, size_t n, const orm *route)
 		}
 		garbage_retire(sh);
 		atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&sh->records, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&sh->records, (uint64_t)m, memory_order_relaxed);
 	}
 	/* Acknowledge the writes, then run the commands (which may take
 	 * long) and acknowledge them. */
