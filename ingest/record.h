@@ -29,6 +29,7 @@
 #define OMEN_INGEST_RECORD_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,11 +95,13 @@ void orec_free(orec *r);
 typedef struct oack {
 	atomic_uint seq;       /* bumped once per acknowledged batch       */
 	atomic_uint sleepers;  /* threads asleep (or about to be) on seq   */
+	atomic_uint waiting;   /* threads in oack_wait (spinning or asleep) */
 } oack;
 
-/* Waiting thread: return once r->done is set.  Spins ~a microsecond, then
- * sleeps on a's futex word. */
-void oack_wait(oack *a, orec *r);
+/* Waiting thread: return once r->done is set.  Spins, long when it is the
+ * shard's only waiter and fsync is false, briefly otherwise, then sleeps
+ * on a's futex word. */
+void oack_wait(oack *a, orec *r, bool fsync);
 
 /* Worker: mark r acknowledged with status (the worker must not touch r
  * afterwards when it is a sync record). */

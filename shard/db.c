@@ -426,7 +426,7 @@ static int write_sync(omen_db *db, orec *r)
 	oshard *sh;
 	rc = submit_one(db, r, r->key, false, &sh);
 	if (rc == OMEN_OK) {
-		oack_wait(&sh->ack, r);
+		oack_wait(&sh->ack, r, db->durability == OMEN_DURABLE_SYNC);
 		rc = r->status;
 		if (rc)
 			oerr_set("write of key %llu failed: %s", (unsigned long long)r->key,
@@ -632,7 +632,7 @@ out:
 		oblob_free(ops[i].blob);
 	if (wait) {
 		for (size_t i = 0; i < nsent; i++) {
-			oack_wait(&sent_sh[i]->ack, sent[i]);
+			oack_wait(&sent_sh[i]->ack, sent[i], db->durability == OMEN_DURABLE_SYNC);
 			if (!rc && sent[i]->status)
 				rc = sent[i]->status;
 			orec_free(sent[i]);
@@ -731,7 +731,7 @@ static int markers(omen_db *db, uint8_t kind, uint16_t ctrl, bool wait)
 	for (unsigned s = 0; s < n && wait; s++) {
 		if (!sent || !sent[s])
 			continue;
-		oack_wait(&db->shards[s]->ack, recs[s]);
+		oack_wait(&db->shards[s]->ack, recs[s], db->durability == OMEN_DURABLE_SYNC);
 		int e = atomic_exchange_explicit(&db->shards[s]->async_error, 0,
 						 memory_order_relaxed);
 		if (!rc && e) {
