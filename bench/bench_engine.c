@@ -87,6 +87,7 @@
 
 #include "bench/peers.h"
 #include "tests/lib/datasets.h"
+#include "tests/lib/benchutil.h"
 #include "tests/lib/util.h"
 
 #include <errno.h>
@@ -217,13 +218,6 @@ static bool g_base_created;     /* made by this run: removed at exit */
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -265,18 +259,6 @@ static inline bool val_ok(uint64_t key, const uint8_t v[PEER_VAL])
 	return k == key;
 }
 
-static double loadavg_1min(void)
-{
-	FILE *f = fopen("/proc/loadavg", "r");
-	double l = -1.0;
-
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1.0;
-		fclose(f);
-	}
-	return l;
-}
 
 /*
  * Other work on the machine during a measurement: the CPU time the whole
@@ -302,7 +284,7 @@ static void load_read(struct machine_load *m)
 
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	m->self_s = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-	m->wall_s = (double)now_ns() * 1e-9;
+	m->wall_s = (double)bench_now_ns() * 1e-9;
 	m->ok = f && hz > 0 &&
 		fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
 		       &v[4], &v[5], &v[6], &v[7]) == 8;
@@ -533,9 +515,9 @@ static uint64_t measure_timer_overhead(void)
 	uint64_t *d = xmalloc(S * sizeof(*d)), med;
 
 	for (size_t i = 0; i < S; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 
-		d[i] = now_ns() - t0;
+		d[i] = bench_now_ns() - t0;
 	}
 	ds_sort(d, S);
 	med = d[S / 2];
@@ -872,7 +854,7 @@ static void run_ops(struct worker *w, void *t)
 	uint64_t i = (uint64_t)w->id * (NPROBES / ph->threads), ops = 0, deadline, b;
 	unsigned every = ph->sample_every;
 
-	w->t0 = now_ns();
+	w->t0 = bench_now_ns();
 	deadline = w->t0 + ph->run_ns;
 	for (;;) {
 		uint64_t a;
@@ -880,10 +862,10 @@ static void run_ops(struct worker *w, void *t)
 		for (unsigned k = 1; k < every; k++, i++, ops++)
 			if (do_op(w, t, i) < 0)
 				goto err;
-		a = now_ns();
+		a = bench_now_ns();
 		if (do_op(w, t, i) < 0)
 			goto err;
-		b = now_ns();
+		b = bench_now_ns();
 		i++;
 		ops++;
 		samples_add(&w->lat, b - a);
@@ -895,7 +877,7 @@ static void run_ops(struct worker *w, void *t)
 	return;
 err:
 	w->err = 1;
-	w->t1 = now_ns();
+	w->t1 = bench_now_ns();
 	w->ops = ops;
 }
 
@@ -941,7 +923,7 @@ static void *writer_main(void *arg)
 	if (t == NULL)
 		wr->err = 1;
 	pthread_barrier_wait(&wr->ph->start);
-	wr->t0 = now_ns();
+	wr->t0 = bench_now_ns();
 	while (t && !atomic_load_explicit(&wr->ph->stop_writer, memory_order_relaxed)) {
 		const uint64_t *keys = g_w.keys + g_w.n + off;
 		size_t cnt = g_w.extra - off < LOAD_BATCH ? g_w.extra - off : LOAD_BATCH;
@@ -965,11 +947,11 @@ static void *writer_main(void *arg)
 			round++;
 		}
 	}
-	wr->t1 = now_ns();
+	wr->t1 = bench_now_ns();
 	if (t && p->flush && !wr->err) {
 		if (p->flush(ph->db) < 0)
 			wr->err = 1;
-		wr->flush_ns = now_ns() - wr->t1;
+		wr->flush_ns = bench_now_ns() - wr->t1;
 	}
 	if (t)
 		p->thread_close(t);
@@ -1099,26 +1081,26 @@ static void phase_load(unsigned peer, void *db)
 
 	samples_init(&s, g_opt.seed);
 	load_read(&m0);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t off = 0; off < g_w.n && !err; off += LOAD_BATCH) {
 		size_t cnt = g_w.n - off < LOAD_BATCH ? g_w.n - off : LOAD_BATCH;
 		uint64_t a;
 
 		for (size_t j = 0; j < cnt; j++)
 			make_val(g_w.keys[off + j], 0, vals + j * PEER_VAL);
-		a = now_ns();
+		a = bench_now_ns();
 		err = p->write_batch(t, g_w.keys + off, vals, cnt) < 0;
-		samples_add(&s, now_ns() - a);
+		samples_add(&s, bench_now_ns() - a);
 	}
 	if (t)
 		p->thread_close(t);
 	if (!err && p->load_done) {
-		uint64_t a = now_ns();
+		uint64_t a = bench_now_ns();
 
 		err = p->load_done(db) < 0;
-		done_ns = now_ns() - a;
+		done_ns = bench_now_ns() - a;
 	}
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	load_read(&m1);
 	free(vals);
 	if (err)
@@ -1176,13 +1158,13 @@ static void *ingester_main(void *arg)
 
 			make_val(key, 0, v);
 			if (timed)
-				a = now_ns();
+				a = bench_now_ns();
 			if (g->p->ingest(t, key, v) < 0) {
 				g->err = 1;
 				break;
 			}
 			if (timed)
-				samples_add(&g->lat, now_ns() - a);
+				samples_add(&g->lat, bench_now_ns() - a);
 		}
 	}
 	if (t)
@@ -1225,23 +1207,23 @@ static void phase_load_ingest(unsigned peer, const char *dir)
 	}
 	pthread_barrier_wait(&start);
 	load_read(&m0);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (unsigned i = 0; i < INGEST_THREADS; i++) {
 		pthread_join(g[i].tid, NULL);
 		err |= g[i].err;
 		s[i] = g[i].lat;
 	}
-	t_queued = now_ns();
+	t_queued = bench_now_ns();
 	if (!err && p->flush(db) < 0)
 		err = 1;
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	load_read(&m1);
 	pthread_barrier_destroy(&start);
 	if (p->describe)
 		p->describe(db, desc, sizeof(desc));
 	if (p->close(db) != 0)
 		err = 1;
-	t2 = now_ns();
+	t2 = bench_now_ns();
 	if (err)
 		fail("%s: load_ingest: the engine returned an error", p->name);
 
@@ -1289,7 +1271,7 @@ static double process_cpu_s(void)
 
 static double settle(void)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (;;) {
 		double c0 = process_cpu_s(), busy;
@@ -1298,10 +1280,10 @@ static double settle(void)
 		while (nanosleep(&d, &d) != 0 && errno == EINTR)
 			;
 		busy = (process_cpu_s() - c0) / SETTLE_WINDOW_S;
-		if (busy < SETTLE_CPU || (double)(now_ns() - t0) / 1e9 > SETTLE_MAX_S)
+		if (busy < SETTLE_CPU || (double)(bench_now_ns() - t0) / 1e9 > SETTLE_MAX_S)
 			break;
 	}
-	return (double)(now_ns() - t0) / 1e9;
+	return (double)(bench_now_ns() - t0) / 1e9;
 }
 
 /* close, then open again (sync as asked); the open is the figure. */
@@ -1309,17 +1291,17 @@ static void *phase_reopen(unsigned peer, void *db, const char *dir, bool sync, b
 {
 	const struct peer *p = all_peers[peer];
 	struct peer_config cfg = { .dir = dir, .n = g_w.n, .sync = sync };
-	uint64_t t0 = now_ns(), t1, t2;
+	uint64_t t0 = bench_now_ns(), t1, t2;
 	void *out = NULL;
 
 	if (p->close(db) != 0)
 		fail("%s: close failed", p->name);
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	if (p->open(&cfg, &out) != 0) {
 		fail("%s: reopen failed", p->name);
 		return NULL;
 	}
-	t2 = now_ns();
+	t2 = bench_now_ns();
 	if (report) {
 		struct result *r = result_new(peer, "reopen", "", 1);
 		double settle_s = settle();
@@ -1353,7 +1335,7 @@ static void run_engine(unsigned peer)
 	struct peer_config cfg = { .n = g_w.n, .sync = false };
 	char dir[4200], idir[4200];
 	double sec = g_opt.seconds;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	struct stat st;
 	void *db;
 
@@ -1415,7 +1397,7 @@ static void run_engine(unsigned peer)
 out:
 	if (!g_opt.keep)
 		rm_tree(dir);
-	printf("  (%s: %.1f s in all)\n", p->name, (double)(now_ns() - t0) / 1e9);
+	printf("  (%s: %.1f s in all)\n", p->name, (double)(bench_now_ns() - t0) / 1e9);
 }
 
 /* ------------------------------------------------------------- workload */
@@ -1426,7 +1408,7 @@ static void make_workload(void)
 	uint64_t *perm;
 	ds_rng rng;
 	ds_zipf z;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	g_w.n = n;
 	g_w.extra = extra;
@@ -1450,41 +1432,19 @@ static void make_workload(void)
 	free(perm);
 	printf("# workload: %zu keys (%s) + %zu new keys for get_under_ingest, %u probes per "
 	       "sequence, made in %.2f s\n", n, dists[g_opt.dist].name, extra, NPROBES,
-	       (double)(now_ns() - t0) / 1e9);
+	       (double)(bench_now_ns() - t0) / 1e9);
 }
 
 /* ---------------------------------------------------- machine and build */
 
 static void print_machine(void)
 {
-	struct utsname u;
-	char line[512], cpu[256] = "unknown";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-	const char *arch = uname(&u) == 0 ? u.machine : "unknown";
-	const char *optimized = "no";
+	bench_machine m;
 
-#ifdef __OPTIMIZE__
-	optimized = "yes";
-#endif
-	while (f && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if ((strncmp(line, "model name", 10) == 0 || strncmp(line, "Model", 5) == 0) && colon) {
-			char *v = colon + 1;
-
-			while (*v == ' ' || *v == '\t')
-				v++;
-			v[strcspn(v, "\n")] = '\0';
-			snprintf(cpu, sizeof(cpu), "%s", v);
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	printf("# machine: arch=%s cpu=\"%s\" nproc=%ld loadavg_1min=%.2f\n", arch, cpu, nproc,
-	       loadavg_1min());
-	printf("# build: compiler=\"%s\" optimized=%s", __VERSION__, optimized);
+	bench_machine_get(&m);
+	printf("# machine: arch=%s cpu=\"%s\" nproc=%ld loadavg_1min=%.2f\n", m.arch, m.cpu, m.nproc,
+	       bench_loadavg_1min());
+	printf("# build: compiler=\"%s\" optimized=%s", __VERSION__, m.optimized);
 #ifdef OMEN_BUILD_CFLAGS
 	printf(" cflags=\"%s\"", OMEN_BUILD_CFLAGS);
 #endif
@@ -1515,21 +1475,6 @@ static void usage(FILE *f)
 }
 
 /* Unsigned count with an optional k/m (x1000) suffix; 0 on bad input. */
-static size_t parse_count(const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	v = strtoull(s, &end, 10);
-	switch (*end) {
-	case 'k': case 'K': v *= 1000ull; end++; break;
-	case 'm': case 'M': v *= 1000000ull; end++; break;
-	default: break;
-	}
-	return *end == '\0' ? (size_t)v : 0;
-}
 
 static bool parse_peers(char *list, struct options *o)
 {
@@ -1607,7 +1552,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			return -1;
 		}
 		if (strcmp(arg, "--n") == 0) {
-			o->n = parse_count(val);
+			o->n = bench_parse_count(val);
 			ok = o->n >= 1000;   /* a few batches, zipf over enough keys */
 			n_set = true;
 		} else if (strcmp(arg, "--dist") == 0) {
@@ -1684,7 +1629,7 @@ static int make_base_dir(void)
 int main(int argc, char **argv)
 {
 	struct rusage ru;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	if (parse_args(argc, argv, &g_opt) != 0)
 		return 2;
@@ -1722,8 +1667,8 @@ int main(int argc, char **argv)
 		print_machine_line(&g_res[i]);
 	printf("bench=engine op=summary dist=%s n=%zu failures=%u max_rss_mb=%ld elapsed_s=%.1f "
 	       "timer_ns=%" PRIu64 " loadavg_1min=%.2f\n", dists[g_opt.dist].name, g_w.n,
-	       g_failures, ru.ru_maxrss / 1024, (double)(now_ns() - t0) / 1e9, g_timer_ns,
-	       loadavg_1min());
+	       g_failures, ru.ru_maxrss / 1024, (double)(bench_now_ns() - t0) / 1e9, g_timer_ns,
+	       bench_loadavg_1min());
 	free(g_w.keys);
 	free(g_w.probe_uniform);
 	free(g_w.probe_zipf);

@@ -70,6 +70,7 @@
 #include "core/alex.h"
 #include "core/rcu.h"
 #include "tests/lib/datasets.h"
+#include "tests/lib/benchutil.h"
 #include "tests/lib/die.h"
 
 #include <errno.h>
@@ -154,13 +155,6 @@ static uint64_t g_timer_ns;      /* median cost of one clock_gettime pair */
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void *xmalloc(size_t bytes)
 {
@@ -381,7 +375,7 @@ static inline __attribute__((always_inline)) struct probe_run
 run_probes(lookup_fn fn, const void *index, const uint64_t *probes, size_t m)
 {
 	struct probe_run r = { 0, 0, 0 };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (size_t i = 0; i < m; i++) {
 		uint64_t v = 0;
@@ -391,7 +385,7 @@ run_probes(lookup_fn fn, const void *index, const uint64_t *probes, size_t m)
 		else
 			r.misses++;
 	}
-	r.ns = now_ns() - t0;
+	r.ns = bench_now_ns() - t0;
 	return r;
 }
 
@@ -423,10 +417,10 @@ time_lookups(lookup_fn fn, const void *index, const uint64_t *probes, size_t s, 
 	for (size_t i = 0; i < s; i++) {
 		uint64_t v = 0, t0, t1;
 
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (fn(index, probes[i], &v))
 			acc += v;
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		lat_ns[i] = t1 - t0;
 	}
 	return acc;
@@ -466,9 +460,9 @@ static uint64_t measure_timer_overhead(size_t s)
 	uint64_t *d = xmalloc(s * sizeof(*d)), med;
 
 	for (size_t i = 0; i < s; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 
-		d[i] = now_ns() - t0;
+		d[i] = bench_now_ns() - t0;
 	}
 	ds_sort(d, s);
 	med = d[s / 2];
@@ -691,9 +685,9 @@ static void phase_bulk_lookup(const struct run_ctx *c)
 
 		alex_destroy(t);
 		t = tree_create();
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		rc = alex_bulk_load(t, c->sorted, c->payloads, n);
-		ns = now_ns() - t0;
+		ns = bench_now_ns() - t0;
 		if (rc != 0) {
 			fail("%s n=%zu: alex_bulk_load returned %d", c->dname, n, rc);
 			alex_destroy(t);
@@ -739,7 +733,7 @@ static void phase_bulk_lookup(const struct run_ctx *c)
 
 static bool over_budget(const struct options *o, uint64_t t0)
 {
-	return o->budget_ns && now_ns() - t0 > o->budget_ns;
+	return o->budget_ns && bench_now_ns() - t0 > o->budget_ns;
 }
 
 /*
@@ -777,7 +771,7 @@ static void phase_insert(const struct run_ctx *c, const char *order_name, const 
 	char label[64], what[96], note[320], comp[64];
 	double bpk;
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (; done < n; done++) {
 		int rc;
 
@@ -791,7 +785,7 @@ static void phase_insert(const struct run_ctx *c, const char *order_name, const 
 				break;
 		}
 	}
-	ns = now_ns() - t0;
+	ns = bench_now_ns() - t0;
 	snprintf(what, sizeof(what), "%s n=%zu insert %s", c->dname, n, order_name);
 	if (bad) {
 		fail("%s: %zu inserts did not return 1 (first: %d)", what, bad, first_rc);
@@ -889,7 +883,7 @@ static void phase_batch(const struct run_ctx *c)
 	/* The held-out half in random order, cut into batches, each sorted. */
 	make_put_batches(c->shuffled + pre, held, BATCH_KEYS, ops);
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t off = 0; off < held; off += BATCH_KEYS) {
 		size_t len = held - off < BATCH_KEYS ? held - off : BATCH_KEYS;
 		alex_batch_result res = { 0, 0, 0, 0 };
@@ -905,7 +899,7 @@ static void phase_batch(const struct run_ctx *c)
 			break;
 		}
 	}
-	ns = now_ns() - t0;
+	ns = bench_now_ns() - t0;
 	if (ok) {
 		tree_check(t, what, c->o->check);
 		if (applied == held)
@@ -1147,7 +1141,7 @@ static void machine_load_read(struct machine_load *m)
 	FILE *f = fopen("/proc/stat", "r");
 	long hz = sysconf(_SC_CLK_TCK);
 
-	m->wall_ns = now_ns();
+	m->wall_ns = bench_now_ns();
 	m->self_ns = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
 	m->ok = f && hz > 0 && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user,
 				      &nice, &sys, &idle, &iowait, &irq, &softirq, &steal) == 8;
@@ -1179,7 +1173,7 @@ static inline __attribute__((always_inline)) void reader_loop(lookup_fn fn, stru
 	struct rd_shared *sh = rd->sh;
 	size_t pos = rd->start, bursts = 0;
 	uint64_t *scratch = rd->lat_ns + (size_t)LAT_KEEP * sh->burst;
-	uint64_t cpu0 = thread_cpu_ns(), t0 = now_ns(), end = t0 + sh->run_ns;
+	uint64_t cpu0 = thread_cpu_ns(), t0 = bench_now_ns(), end = t0 + sh->run_ns;
 	ds_rng rng;
 
 	ds_rng_seed(&rng, rd->start ^ SALT_UNIFORM);
@@ -1200,8 +1194,8 @@ static inline __attribute__((always_inline)) void reader_loop(lookup_fn fn, stru
 		pos += sh->seg;
 		if (pos == sh->m)
 			pos = 0;
-	} while (now_ns() < end && !atomic_load_explicit(&sh->stop, memory_order_relaxed));
-	rd->oncpu = (double)(thread_cpu_ns() - cpu0) / (double)(now_ns() - t0);
+	} while (bench_now_ns() < end && !atomic_load_explicit(&sh->stop, memory_order_relaxed));
+	rd->oncpu = (double)(thread_cpu_ns() - cpu0) / (double)(bench_now_ns() - t0);
 	rd->lat_n = (bursts < LAT_KEEP ? bursts : LAT_KEEP) * sh->burst;
 }
 
@@ -1250,10 +1244,10 @@ static void *writer_main(void *arg)
 	w->pinned = pin_self(w->cpu);
 	(void)pthread_barrier_wait(&w->sh->go);
 	cpu0 = thread_cpu_ns();
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	end = t0 + w->sh->run_ns;
 	for (uint64_t b = 0;; b++) {
-		uint64_t due = t0 + b * w->period_ns, now = now_ns();
+		uint64_t due = t0 + b * w->period_ns, now = bench_now_ns();
 		size_t len = w->n_ops - off < WRITER_BATCH ? w->n_ops - off : WRITER_BATCH;
 		alex_batch_result res = { 0, 0, 0, 0 };
 		uint64_t took;
@@ -1270,12 +1264,12 @@ static void *writer_main(void *arg)
 		}
 		if (now < due) {
 			sleep_until(due);
-			now = now_ns();
+			now = bench_now_ns();
 		}
 		if (now - due > w->max_lag_ns)
 			w->max_lag_ns = now - due;
 		rc = alex_apply_batch(w->t, w->ops + off, len, &res);
-		took = now_ns() - now;
+		took = bench_now_ns() - now;
 		if (took > w->max_batch_ns)
 			w->max_batch_ns = took;
 		if (rc != 0 || res.inserted != len) {
@@ -1287,7 +1281,7 @@ static void *writer_main(void *arg)
 		off += len;
 	}
 	w->applied = off;
-	w->ns = now_ns() - t0;
+	w->ns = bench_now_ns() - t0;
 	/* Clamped: the two clocks tick differently, which shows on tiny runs. */
 	w->busy = w->ns ? (double)(thread_cpu_ns() - cpu0) / (double)w->ns : 0;
 	w->busy = w->busy < 1 ? w->busy : 1;
@@ -1684,7 +1678,7 @@ static void bench_one(const struct options *o, enum ds_dist d, size_t n)
 	uint64_t *arrival = xmalloc(n * sizeof(*arrival));
 	uint64_t *sorted, *payloads, *shuffled;
 	struct run_ctx c;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	ds_generate(d, o->seed, arrival, n);
 	sorted = copy_keys(arrival, n);
@@ -1731,7 +1725,7 @@ static void bench_one(const struct options *o, enum ds_dist d, size_t n)
 	if (o->ops & OP_READERS)
 		phase_readers(&c);
 	printf("  (%.1f s for this distribution, setup and checks included)\n",
-	       (double)(now_ns() - t0) / 1e9);
+	       (double)(bench_now_ns() - t0) / 1e9);
 
 	free(shuffled);
 	free(payloads);
@@ -1743,35 +1737,11 @@ static void bench_one(const struct options *o, enum ds_dist d, size_t n)
 
 static void print_machine(void)
 {
-	struct utsname u;
-	char line[512], cpu[256] = "unknown";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-	const char *arch = uname(&u) == 0 ? u.machine : "unknown";
-	const char *optimized = "no";
+	bench_machine m;
 
-#ifdef __OPTIMIZE__
-	optimized = "yes";
-#endif
-	/* x86 says "model name"; some arm64 kernels say "Model" or nothing. */
-	while (f && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if ((strncmp(line, "model name", 10) == 0 || strncmp(line, "Model", 5) == 0) && colon) {
-			char *v = colon + 1;
-
-			while (*v == ' ' || *v == '\t')
-				v++;
-			v[strcspn(v, "\n")] = '\0';
-			snprintf(cpu, sizeof(cpu), "%s", v);
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-
-	printf("# machine: arch=%s cpu=\"%s\" nproc=%ld\n", arch, cpu, nproc);
-	printf("# build: compiler=\"%s\" optimized=%s", __VERSION__, optimized);
+	bench_machine_get(&m);
+	printf("# machine: arch=%s cpu=\"%s\" nproc=%ld\n", m.arch, m.cpu, m.nproc);
+	printf("# build: compiler=\"%s\" optimized=%s", __VERSION__, m.optimized);
 #ifdef NDEBUG
 	printf(" ndebug=yes");
 #else
@@ -1783,7 +1753,7 @@ static void print_machine(void)
 #endif
 	printf("\n");
 	lines_appendf("bench=index op=machine arch=%s cpu=\"%s\" nproc=%ld optimized=%s\n",
-		      arch, cpu, nproc, optimized);
+		      m.arch, m.cpu, m.nproc, m.optimized);
 }
 
 /*
@@ -1791,18 +1761,6 @@ static void print_machine(void)
  * shared machine, and a figure taken while other jobs ran is not comparable
  * with one taken on an idle machine, so the load is printed with it.
  */
-static double loadavg_1min(void)
-{
-	FILE *f = fopen("/proc/loadavg", "r");
-	double l = -1.0;
-
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1.0;
-		fclose(f);
-	}
-	return l;
-}
 
 /* -------------------------------------------------------------- options */
 
@@ -1828,22 +1786,6 @@ static void usage(FILE *f)
 }
 
 /* Unsigned count with an optional k/m/g (x1000) suffix; 0 on bad input. */
-static size_t parse_count(const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return 0;
-	v = strtoull(s, &end, 10);
-	switch (*end) {
-	case 'k': case 'K': v *= 1000ull; end++; break;
-	case 'm': case 'M': v *= 1000000ull; end++; break;
-	case 'g': case 'G': v *= 1000000000ull; end++; break;
-	default: break;
-	}
-	return *end == '\0' ? (size_t)v : 0;
-}
 
 /* Seconds > 0 (up to a day; strtod, the whole string) as nanoseconds;
  * false on bad input. */
@@ -1871,7 +1813,7 @@ static bool parse_list(char *list, bool (*fn)(struct options *, const char *), s
 
 static bool add_n(struct options *o, const char *s)
 {
-	size_t n = parse_count(s);
+	size_t n = bench_parse_count(s);
 
 	if (n == 0 || o->n_count == MAX_NS) {
 		fprintf(stderr, "bench_index: bad or too many --n values: %s\n", s);
@@ -1972,15 +1914,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			seconds_set = true;
 		} else if (strcmp(arg, "--writer-rate") == 0) {
 			/* at least one batch per second, at most one per microsecond */
-			o->writer_rate = parse_count(val);
+			o->writer_rate = bench_parse_count(val);
 			ok = o->writer_rate >= WRITER_BATCH && o->writer_rate <= WRITER_BATCH * 1000000ull;
 		} else if (strcmp(arg, "--probes") == 0) {
-			o->probes = parse_count(val);
+			o->probes = bench_parse_count(val);
 			ok = o->probes > 0;
 			probes_set = true;
 		} else if (strcmp(arg, "--samples") == 0) {
 			/* 0 is allowed: skips the percentiles */
-			o->samples = parse_count(val);
+			o->samples = bench_parse_count(val);
 			ok = o->samples > 0 || strcmp(val, "0") == 0;
 			samples_set = true;
 		} else {
@@ -2024,7 +1966,7 @@ int main(int argc, char **argv)
 {
 	struct options o;
 	struct rusage ru;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	if (parse_args(argc, argv, &o) != 0)
 		return 2;
@@ -2036,7 +1978,7 @@ int main(int argc, char **argv)
 	       " (included in every latency figure)\n", o.seed, o.probes, o.samples, g_timer_ns);
 	printf("# vs array = ALEX ops/s / sorted-array ops/s on the same probes (>1: ALEX faster)\n");
 	printf("# loadavg_1min=%.2f at start (other jobs on the machine disturb absolute figures)\n",
-	       loadavg_1min());
+	       bench_loadavg_1min());
 
 	for (size_t i = 0; i < o.n_count; i++)
 		for (int d = 0; d < DS_NDIST; d++)
@@ -2049,7 +1991,7 @@ int main(int argc, char **argv)
 		fputs(g_lines, stdout);
 	printf("bench=index op=summary failures=%u checksum=%#" PRIx64 " max_rss_mb=%ld "
 	       "elapsed_s=%.1f loadavg_1min=%.2f\n", g_failures, g_checksum, ru.ru_maxrss / 1024,
-	       (double)(now_ns() - t0) / 1e9, loadavg_1min());
+	       (double)(bench_now_ns() - t0) / 1e9, bench_loadavg_1min());
 	free(g_lines);
 	if (g_failures) {
 		fprintf(stderr, "bench_index: %u correctness failure(s)\n", g_failures);
