@@ -850,17 +850,30 @@ void ostore_iter_free(ostore_iter *it)
 
 /* ---------------------------------------------------------- operations */
 
-int ostore_flush(ostore *st)
+/* Flush families [from, to] (shard numbers; nshards names meta). */
+static int flush_range(ostore *st, unsigned from, unsigned to)
 {
 	char *err = NULL;
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
 	if (!fo)
 		return OMEN_ENOMEM;
 	rocksdb_flushoptions_set_wait(fo, 1);
-	for (unsigned i = 0; i <= st->nshards && !err; i++)
+	for (unsigned i = from; i <= to && !err; i++)
 		rocksdb_flush_cf(st->db, fo, i < st->nshards ? st->cf[i] : st->meta, &err);
 	rocksdb_flushoptions_destroy(fo);
 	return err ? store_err(err, "flush") : OMEN_OK;
+}
+
+int ostore_flush(ostore *st)
+{
+	return flush_range(st, 0, st->nshards);
+}
+
+int ostore_flush_shard(ostore *st, unsigned shard)
+{
+	if (bad_shard(st, shard))
+		return OMEN_EINVAL;
+	return flush_range(st, shard, shard);
 }
 
 int ostore_checkpoint(ostore *st, const char *dir)

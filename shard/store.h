@@ -183,6 +183,16 @@ void ostore_iter_free(ostore_iter *it);
 int ostore_flush(ostore *st);
 
 /*
+ * Flush one shard family's memtable and wait.  Before values are made
+ * non-resident: the shard families use a vector memtable, where a point
+ * Get for a key written since the last flush sorts a copy of the
+ * memtable (see shard_family_options in store.c); after the flush, such
+ * keys are in table files and the memtable's bloom filter lets Gets skip
+ * the memtable.
+ */
+int ostore_flush_shard(ostore *st, unsigned shard);
+
+/*
  * Write a consistent online copy of the database into dir, which must not
  * exist (OMEN_EINVAL if it does).  Table files are hard-linked when dir is
  * on the same file system; WAL files are copied.  The copy opens with

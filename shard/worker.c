@@ -399,6 +399,10 @@ static void process(oshard *sh, size_t n, const orm *route)
 static void evict_all(oshard *sh)
 {
 	const size_t chunk = 4096;
+	/* Only values already in table files may leave memory: a storage
+	 * read of a key still in the vector memtable sorts the memtable. */
+	if (ostore_flush_shard(sh->db->store, sh->id) != OMEN_OK)
+		return;
 	if (grow((void **)&sh->aops, &sh->aops_cap, chunk, sizeof(alex_op)))
 		return;
 	uint64_t next = 0;
