@@ -88,6 +88,19 @@
 #include "bench/peers.h"
 #include "tests/lib/datasets.h"
 #include "tests/lib/benchutil.h"
+#ifdef OMEN_TSAN
+/* Like tests/lib/apitest.h: the engine's suppression list is inside
+ * libomendb.so, which exports omen_* only, so a program that links the
+ * shared library names the uninstrumented libraries itself; LMDB and
+ * SQLite are uninstrumented too. */
+#include "core/tsan_suppressions.h"
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+	return OMEN_TSAN_SUPPRESSIONS "called_from_lib:liblmdb.so\n"
+				      "called_from_lib:libsqlite3.so\n";
+}
+#endif
 #include "tests/lib/util.h"
 
 #include <errno.h>
@@ -391,18 +404,21 @@ static void cleanup_on_signals(void)
 }
 
 /* Publish the directories a signal should remove (see on_fatal_signal).
- * The strings are never freed: a handler may hold them. */
+ * Static storage, nothing to free: the pointers are withdrawn while the
+ * text is rewritten, so a handler sees either NULL or a whole path. */
 static void publish_dirs(const char *dir, const char *idir)
 {
-	char *d = strdup(dir), *i = strdup(idir);
+	static char bufs[2][4096];
 
-	if (d == NULL || i == NULL) {
-		fprintf(stderr, "bench_engine: out of memory\n");
+	atomic_store(&g_rm_dirs[0], NULL);
+	atomic_store(&g_rm_dirs[1], NULL);
+	if (snprintf(bufs[0], sizeof(bufs[0]), "%s", dir) >= (int)sizeof(bufs[0]) ||
+	    snprintf(bufs[1], sizeof(bufs[1]), "%s", idir) >= (int)sizeof(bufs[1])) {
+		fprintf(stderr, "bench_engine: directory path too long\n");
 		exit(1);
 	}
-	atomic_store(&g_rm_dirs[0], NULL);
-	atomic_store(&g_rm_dirs[1], i);
-	atomic_store(&g_rm_dirs[0], d);
+	atomic_store(&g_rm_dirs[1], bufs[1]);
+	atomic_store(&g_rm_dirs[0], bufs[0]);
 }
 
 /*
