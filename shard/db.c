@@ -132,7 +132,7 @@ static void teardown(omen_db *db)
 }
 
 /* Read and check the metadata of the store; set db->root. */
-static int load_layout(omen_db *db, bool fresh)
+static int load_layout(omen_db *db)
 {
 	unsigned n = ostore_nshards(db->store);
 	uint8_t fmt[OLAYOUT_FORMAT_LEN + 1];
@@ -147,7 +147,6 @@ static int load_layout(omen_db *db, bool fresh)
 	if (rc == OMEN_ENOTFOUND && lrc == OMEN_ENOTFOUND) {
 		/* A new database (or one whose creation stopped before its
 		 * first metadata write: nothing else can have been written). */
-		(void)fresh;
 		olayout_format_encode(fmt);
 		rc = ostore_meta_put(db->store, OLAYOUT_FORMAT_KEY, fmt, OLAYOUT_FORMAT_LEN, true);
 		if (!rc && n == 1) {
@@ -280,19 +279,17 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 	db->durability = o.durability;
 	db->nonblocking = o.nonblocking_ingest != 0;
 
-	bool fresh = false;
 	/* An explicit shard count is checked against an existing database's
 	 * family list before RocksDB opens it for writing, so a mismatch
 	 * leaves the directory untouched. */
 	rc = ostore_open(path, o.shards, cache, false, &db->store);
 	if (rc == OMEN_ENOTFOUND && o.create_if_missing) {
 		rc = ostore_open(path, o.shards ? o.shards : online_cpus(), cache, true, &db->store);
-		fresh = true;
 	}
 	if (rc)
 		goto fail;
 	db->nshards = ostore_nshards(db->store);
-	rc = load_layout(db, fresh);
+	rc = load_layout(db);
 	if (rc)
 		goto fail;
 	db->bootstrapping = db->root->bootstrap;
