@@ -8,7 +8,7 @@
  * Load appends each batch; load_done sorts the records by key (skipped
  * when they arrived sorted).  The search is the branch-free lower bound
  * with prefetch of both possible next midpoints that bench_index uses as
- * its baseline (see lookup_sorted there): the strong form of binary search.
+ * its baseline (tests/lib/sorted_search.h): the strong form of binary search.
  *
  * A put overwrites the value of an existing key in place.  Values are read
  * and written as two relaxed 64-bit atomics, so a reader racing with an
@@ -16,6 +16,7 @@
  * benchmark only checks the half holding the key, which never changes).
  */
 #include "bench/peers.h"
+#include "tests/lib/sorted_search.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -164,20 +165,7 @@ static int a_write_batch(void *t, const uint64_t *keys, const uint8_t *vals, siz
 /* The first index whose key is >= key (n when none). */
 static inline size_t lower_bound(const struct arr *a, uint64_t key)
 {
-	const uint64_t *base = a->keys;
-	size_t len = a->n;
-
-	if (len == 0)
-		return 0;
-	while (len > 1) {
-		size_t half = len / 2;
-
-		__builtin_prefetch(base + half / 2);
-		__builtin_prefetch(base + half + half / 2);
-		base = base[half] < key ? base + half : base;
-		len -= half;
-	}
-	return (size_t)(base - a->keys) + (*base < key);
+	return sorted_lower_bound(a->keys, a->n, key);
 }
 
 static inline void read_val(const struct arr *a, size_t i, uint8_t *out)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "omendb.h"
 #include "shard/errors.h"
 
@@ -42,24 +43,9 @@ size_t omen_batch_count(const omen_batch *b)
 
 static int add(omen_batch *b, uint64_t key, const void *val, size_t len, bool del)
 {
-	if (b->n == b->cap) {
-		size_t c = b->cap ? 2 * b->cap : 64;
-		struct obatch_op *o = realloc(b->ops, c * sizeof(*o));
-		if (!o)
-			return OMEN_ENOMEM;
-		b->ops = o;
-		b->cap = c;
-	}
-	if (b->dlen + len > b->dcap) {
-		size_t c = b->dcap ? 2 * b->dcap : 4096;
-		while (c < b->dlen + len)
-			c *= 2;
-		unsigned char *d = realloc(b->data, c);
-		if (!d)
-			return OMEN_ENOMEM;
-		b->data = d;
-		b->dcap = c;
-	}
+	if (ogrow((void **)&b->ops, &b->cap, b->n + 1, sizeof(*b->ops), 64) ||
+	    ogrow((void **)&b->data, &b->dcap, b->dlen + len, 1, 4096))
+		return OMEN_ENOMEM;
 	if (len)
 		memcpy(b->data + b->dlen, val, len);
 	b->ops[b->n++] = (struct obatch_op){ key, b->dlen, (uint32_t)len, del };

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/grow.h"
 #include "core/mem.h"
 #include "core/rcu.h"
 #include "omendb.h"
@@ -328,13 +329,7 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 fail_started:
 	stop_workers(db);
 fail:
-	if (db->store)
-		teardown(db);
-	else {
-		free(db->path);
-		pthread_mutex_destroy(&db->life);
-		free(db);
-	}
+	teardown(db); /* any part may be missing: each release takes NULL */
 	return rc;
 }
 
@@ -865,17 +860,7 @@ void omen_iter_close(omen_iter *it)
 
 static int buf_reserve(omen_iter *it, size_t more)
 {
-	if (it->blen + more <= it->bcap)
-		return 0;
-	size_t c = it->bcap ? it->bcap : 4096;
-	while (c < it->blen + more)
-		c *= 2;
-	unsigned char *n = realloc(it->buf, c);
-	if (!n)
-		return -1;
-	it->buf = n;
-	it->bcap = c;
-	return 0;
+	return ogrow((void **)&it->buf, &it->bcap, it->blen + more, 1, 4096);
 }
 
 /*

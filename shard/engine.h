@@ -89,7 +89,7 @@ typedef struct oshard {
 	struct wop *ops;
 	size_t ops_cap;
 	obs_entry *ent, *ent_scratch;
-	size_t ent_cap;
+	size_t ent_cap, ent_scratch_cap;
 	alex_op *aops;
 	size_t aops_cap;
 	oblob **garbage;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/mem.h"
 #include "core/rcu.h"
 #include "omendb.h"
@@ -35,19 +36,10 @@
 
 /* ------------------------------------------------------------ scratch */
 
+/* Worker scratch starts at 1024 elements. */
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 1024;
-	while (c < need)
-		c *= 2;
-	void *n = realloc(*p, c * elem);
-	if (!n)
-		return -ENOMEM;
-	*p = n;
-	*cap = c;
-	return 0;
+	return ogrow(p, cap, need, elem, 1024);
 }
 
 static int garbage_add(oshard *sh, oblob *b)
@@ -208,6 +200,12 @@ static int rebuild(oshard *sh)
 
 /* ---------------------------------------------------------- one batch */
 
+/* Puts and deletes a record carries. */
+static size_t rec_ops(const orec *r)
+{
+	return r->kind == OREC_MULTI ? r->nops : (r->kind == OREC_PUT || r->kind == OREC_DEL);
+}
+
 /* Flatten the records' operations into sh->ops.  Returns the count, or
  * -ENOMEM. */
 static long flatten(oshard *sh, size_t n)
@@ -215,7 +213,7 @@ static long flatten(oshard *sh, size_t n)
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
 		orec *r = sh->recs[i];
-		size_t k = r->kind == OREC_MULTI ? r->nops : (r->kind <= OREC_DEL);
+		size_t k = rec_ops(r);
 		if (grow((void **)&sh->ops, &sh->ops_cap, m + k, sizeof(struct wop)))
 			return -ENOMEM;
 		if (r->kind == OREC_PUT || r->kind == OREC_DEL) {
@@ -234,12 +232,9 @@ static long flatten(oshard *sh, size_t n)
  * free the blobs of the others.  Returns the survivors' count. */
 static long sort_dedupe(oshard *sh, size_t m)
 {
-	size_t cap = sh->ent_cap;
-	if (grow((void **)&sh->ent, &cap, m, sizeof(obs_entry)) ||
-	    grow((void **)&sh->ent_scratch, &sh->ent_cap, m, sizeof(obs_entry)))
+	if (grow((void **)&sh->ent, &sh->ent_cap, m, sizeof(obs_entry)) ||
+	    grow((void **)&sh->ent_scratch, &sh->ent_scratch_cap, m, sizeof(obs_entry)))
 		return -ENOMEM;
-	/* Both arrays grow to the same capacity (grow doubles from the same
-	 * start), so one capacity field serves both. */
 	for (size_t i = 0; i < m; i++)
 		sh->ent[i] = (obs_entry){ sh->ops[i].key, (uint32_t)i, 0 };
 	obs_sort(sh->ent, sh->ent_scratch, m);
@@ -607,10 +602,17 @@ static bool batch_has(oshard *sh, size_t n, const orec *r)
 static void bootstrap(oshard *sh, size_t n)
 {
 	struct omen_db *db = sh->db;
-	long m = flatten(sh, n);
-	uint64_t have = alex_size(sh->tree);
-	if (m <= 0 || have + (uint64_t)m < BOOTSTRAP_SAMPLE) {
+	uint64_t have = alex_size(sh->tree), ops = 0;
+	for (size_t i = 0; i < n; i++)
+		ops += rec_ops(sh->recs[i]);
+	if (ops == 0 || have + ops < BOOTSTRAP_SAMPLE) {
 		process(sh, n, NULL);
+		return;
+	}
+	/* Once per database: the sample needs this batch's keys. */
+	long m = flatten(sh, n);
+	if (m < 0) {
+		process(sh, n, NULL); /* fails the batch: out of memory */
 		return;
 	}
 	/* The sample: shard 0's keys and this batch's. */
