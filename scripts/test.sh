@@ -18,6 +18,9 @@ cd "$root" || exit 1
 jobs=${OMEN_TEST_JOBS:-2}
 passed=0
 failed=0
+# What failed, repeated just before the closing line: CI may show only the
+# tail of a long output.
+notes=()
 
 # summary_count NAME FILE: the number on the last "# NAME: n" line, or 0.
 summary_count() {
@@ -31,6 +34,7 @@ build() {
 	echo "== test: scripts/build.sh $*"
 	if ! bash "$root/scripts/build.sh" "$@"; then
 		echo "== test: FAILED: scripts/build.sh $*"
+		notes+=("FAILED: scripts/build.sh $*")
 		failed=$((failed + 1))
 		return 1
 	fi
@@ -53,6 +57,9 @@ check() {
 	failed=$((failed + f))
 	if [ "$rc" -ne 0 ]; then
 		echo "== test: FAILED: make check in $dir"
+		notes+=("FAILED: make check in $dir")
+		while IFS= read -r line; do notes+=("  $line"); done \
+			< <(grep -E '^(FAIL|ERROR|XPASS):' "$out" | head -n 20)
 		if [ -f "$dir/test-suite.log" ]; then
 			echo "== test: $dir/test-suite.log (failing tests only; last 150 lines):"
 			tail -n 150 "$dir/test-suite.log"
@@ -64,9 +71,21 @@ if build; then
 	check build
 	if [ "${CI:-}" = true ]; then
 		echo "== test: make -C build -j$jobs distcheck"
-		if ! make -C build -j"$jobs" distcheck; then
+		make -C build -j"$jobs" distcheck 2>&1 | tee build/.omen-distcheck.out
+		if [ "${PIPESTATUS[0]}" -ne 0 ]; then
 			echo "== test: FAILED: make distcheck"
+			notes+=("FAILED: make distcheck; its last lines:")
+			while IFS= read -r line; do notes+=("  $line"); done \
+				< <(tail -n 8 build/.omen-distcheck.out)
 			failed=$((failed + 1))
+			# distcheck leaves its tree behind on failure: show why.
+			for log in build/omendb-*/_build/sub/test-suite.log; do
+				[ -f "$log" ] || continue
+				echo "== test: $log (failing tests only; last 150 lines):"
+				tail -n 150 "$log"
+				while IFS= read -r line; do notes+=("  $line"); done \
+					< <(grep -E '^(FAIL|ERROR|XPASS):|^not ok' "$log" | head -n 20)
+			done
 		fi
 	fi
 fi
@@ -76,5 +95,8 @@ if [ "${CI:-}" = true ]; then
 	build --enable-tsan && check build-tsan
 fi
 
+for n in "${notes[@]}"; do
+	echo "== test: $n"
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
