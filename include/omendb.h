@@ -147,8 +147,16 @@ void omen_options_init(omen_options *o);
  * A failed open never modifies the stored data.  (One caveat: when
  * metadata fails validation after RocksDB opened the directory, RocksDB
  * may already have rotated its own log and manifest files.)  Opening an existing
- * database reads every shard back into memory (in parallel, one thread per
- * shard) before returning.
+ * database returns once its metadata is checked and its files are open;
+ * each shard's worker then reads the shard back into memory in the
+ * background (all shards in parallel).  Until a shard is rebuilt, reads of
+ * its keys (gets and iterators) are answered from storage: correct, and
+ * slower; writes to it queue and are applied, and acknowledged, once it is
+ * ready.  omen_get_shard_stats shows which shards are still rebuilding;
+ * omen_get_stats waits for all of them.  omen_close stops a rebuild under
+ * way.  A rebuild that fails (out of memory, a damaged table file found
+ * by the scan) leaves its shard serving reads from storage for the rest of
+ * the open (storage_only in the stats).
  */
 int omen_open(const char *path, const omen_options *o, omen_db **out);
 
@@ -306,6 +314,11 @@ typedef struct omen_stats {
 	uint64_t disk_bytes;      /* size of the database directory              */
 	uint64_t batches;         /* worker batches committed, all shards        */
 	uint64_t records;         /* puts and deletes committed (before dedupe) */
+	uint64_t open_us;         /* how long omen_open took                     */
+	uint64_t rebuild_us;      /* from omen_open's start until the last shard's
+				     index was rebuilt                           */
+	unsigned storage_only;    /* shards whose rebuild failed: they serve
+				     every read from storage (see below)         */
 } omen_stats;
 
 typedef struct omen_shard_stats {
@@ -321,9 +334,19 @@ typedef struct omen_shard_stats {
 	uint64_t queued;
 	uint64_t batches;         /* worker batches committed                    */
 	uint64_t records;         /* puts and deletes committed (before dedupe) */
+	unsigned rebuilding;      /* 1 while the index is being rebuilt after
+				     omen_open: keys is then the count loaded so
+				     far, index_bytes 0                          */
+	unsigned storage_only;    /* 1 if the rebuild failed: reads of the shard
+				     are served from storage, writes still work  */
+	uint64_t rebuild_us;      /* from omen_open's start until the index was
+				     ready (0 while rebuilding)                  */
 } omen_shard_stats;
 
 /* Counters are recent values, each read without stopping the workers.
+ * omen_get_stats first waits for every shard's index rebuild after
+ * omen_open (so keys and index_bytes are exact); omen_get_shard_stats
+ * never waits and shows whether its shard is still rebuilding.
  * Errors: OMEN_EINVAL (NULL), OMEN_EIO (disk size), OMEN_ECLOSED. */
 int omen_get_stats(omen_db *db, omen_stats *out);
 /* shard in [0, stats.shards); the ranges of shards 0..n-1 ascend and cover

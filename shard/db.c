@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/grow.h"
@@ -52,6 +53,13 @@ void omen_options_init(omen_options *o)
 }
 
 /* ------------------------------------------------------------ helpers */
+
+uint64_t odb_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static bool is_closing(omen_db *db)
 {
@@ -276,6 +284,8 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 		free(db);
 		return OMEN_ENOMEM;
 	}
+	db->open_start_ns = odb_now_ns();
+	ck_sequence_init(&db->layout_seq);
 	pthread_mutex_init(&db->life, NULL);
 	db->durability = o.durability;
 	db->nonblocking = o.nonblocking_ingest != 0;
@@ -283,7 +293,7 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 	/* An explicit shard count is checked against an existing database's
 	 * family list before RocksDB opens it for writing, so a mismatch
 	 * leaves the directory untouched. */
-	rc = ostore_open(path, o.shards, cache, false, &db->store);
+	rc = ostore_open_checked(path, o.shards, cache, false, meta_check_view, db, &db->store);
 	if (rc == OMEN_ENOTFOUND && o.create_if_missing) {
 		rc = ostore_open(path, o.shards ? o.shards : online_cpus(), cache, true, &db->store);
 	}
@@ -305,23 +315,13 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 		if (rc)
 			goto fail;
 	}
-	/* Each worker rebuilds its tree from its family, in parallel, then
-	 * reports; open returns once every shard is ready. */
-	unsigned started = 0;
-	for (unsigned i = 0; i < db->nshards && !rc; i++) {
-		rc = oshard_start(db->shards[i]);
-		started += rc == OMEN_OK;
-	}
-	for (;;) {
-		unsigned r = atomic_load_explicit(&db->ready, memory_order_acquire);
-		if (r >= started)
-			break;
-		ofutex_wait(&db->ready, r, NULL);
-	}
+	/* Each worker rebuilds its tree from its family, in parallel and in
+	 * the background: open does not wait (see "Rebuild" in engine.h). */
 	for (unsigned i = 0; i < db->nshards && !rc; i++)
-		rc = db->shards[i]->open_status;
+		rc = oshard_start(db->shards[i]);
 	if (rc)
 		goto fail_started;
+	db->open_ns = odb_now_ns() - db->open_start_ns;
 	oerr_clear();
 	*out = db;
 	return OMEN_OK;
@@ -769,6 +769,8 @@ int omen_get(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len)
 	const orm *m = ODB_DEREF(&db->root);
 	oshard *sh = db->shards[orm_route(m, key)];
 	uint64_t p;
+	if (!oshard_tree_ready(sh))
+		goto storage; /* rebuilding: the family has every acknowledged write */
 	if (!alex_lookup(sh->tree, key, &p)) {
 		orcu_read_unlock();
 		return OMEN_ENOTFOUND;
@@ -788,9 +790,21 @@ int omen_get(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len)
 	/* Not resident: read the family outside the section (storage reads
 	 * block).  If a write to the key is in flight, the family may already
 	 * hold it: the worker commits before it applies. */
+storage:
 	atomic_fetch_add_explicit(&db->users, 1, memory_order_relaxed);
-	orcu_read_unlock();
-	int rc = ostore_get(db->store, sh->id, key, buf, cap, len);
+	int rc;
+	for (;;) {
+		/* Route again under the layout sequence (engine.h): a move
+		 * between the routing above and the read below would send the
+		 * read to a family the key has left. */
+		unsigned v = ck_sequence_read_begin(&db->layout_seq);
+		unsigned s = orm_route(ODB_DEREF(&db->root), key);
+		orcu_read_unlock();
+		rc = ostore_get(db->store, s, key, buf, cap, len);
+		if (!ck_sequence_read_retry(&db->layout_seq, v))
+			break;
+		orcu_read_lock();
+	}
 	db_leave(db);
 	return rc;
 }
@@ -863,10 +877,78 @@ static int buf_reserve(omen_iter *it, size_t more)
 	return ogrow((void **)&it->buf, &it->bcap, it->blen + more, 1, 4096);
 }
 
+/* Append a value to the chunk's buffer as entry it->n; true when the
+ * chunk is full. */
+static int chunk_add(omen_iter *it, uint64_t k, const void *v, size_t len, bool *full)
+{
+	struct iter_ent *e = &it->ents[it->n];
+	e->key = k;
+	e->resident = true;
+	if (buf_reserve(it, len))
+		return OMEN_ENOMEM;
+	e->off = it->blen;
+	e->len = (uint32_t)len;
+	if (len)
+		memcpy(it->buf + it->blen, v, len);
+	it->blen += len;
+	*full = ++it->n == ITER_CHUNK || it->blen >= ITER_CHUNK_BYTES;
+	return OMEN_OK;
+}
+
+/* A chunk of keys [it->next, end] of shard s from its tree, in the
+ * caller's read-side section.  *last: the last key taken. */
+static int fill_from_tree(omen_iter *it, const oshard *sh, uint64_t end, uint64_t *last,
+			  bool *full)
+{
+	alex_iter ai;
+	uint64_t k, p;
+	alex_iter_seek(sh->tree, it->next, &ai);
+	while (!*full && alex_iter_next(&ai, &k, &p) && k <= end) {
+		*last = k;
+		if (oval_resident(p)) {
+			const oblob *b = oval_blob(p);
+			int rc = chunk_add(it, k, b->data, b->len, full);
+			if (rc)
+				return rc;
+		} else {
+			/* Read from storage when it is returned. */
+			it->ents[it->n] = (struct iter_ent){ .key = k, .resident = false };
+			*full = ++it->n == ITER_CHUNK;
+		}
+	}
+	return OMEN_OK;
+}
+
+/* The same from the shard's family, outside any read-side section: the
+ * shard's tree is not ready (see "Rebuild" in shard/engine.h). */
+static int fill_from_storage(omen_iter *it, unsigned s, uint64_t end, uint64_t *last,
+			     bool *full)
+{
+	ostore_iter *si;
+	int rc = ostore_iter_new(it->db->store, s, &si);
+	if (rc)
+		return rc;
+	for (ostore_iter_seek(si, it->next); !rc && !*full && ostore_iter_valid(si);
+	     ostore_iter_next(si)) {
+		uint64_t k = ostore_iter_key(si);
+		if (k > end)
+			break;
+		size_t len;
+		const void *v = ostore_iter_value(si, &len);
+		*last = k;
+		rc = chunk_add(it, k, v, len, full);
+	}
+	if (!rc)
+		rc = ostore_iter_status(si);
+	ostore_iter_free(si);
+	return rc;
+}
+
 /*
  * Fetch the next chunk: up to ITER_CHUNK keys of one shard, read in one
- * read-side section.  Each chunk starts from `next` (one past the last key
- * fetched), so chunks never overlap and keys come strictly ascending.
+ * read-side section (or, while the shard rebuilds, from its family).
+ * Each chunk starts from `next` (one past the last key fetched), so
+ * chunks never overlap and keys come strictly ascending.
  */
 static int iter_fill(omen_iter *it)
 {
@@ -875,37 +957,27 @@ static int iter_fill(omen_iter *it)
 	while (!it->done && it->n == 0) {
 		int rc = OMEN_OK;
 		bool full = false;
-		uint64_t k = 0, p;
+		uint64_t k = 0;
 		orcu_read_lock();
+		unsigned v = ck_sequence_read_begin(&db->layout_seq);
 		const orm *m = ODB_DEREF(&db->root);
 		unsigned s = orm_route(m, it->next);
 		uint64_t slo, shi;
 		orm_range(m, s, &slo, &shi);
 		uint64_t end = shi < it->hi ? shi : it->hi;
-		alex_iter ai;
-		alex_iter_seek(db->shards[s]->tree, it->next, &ai);
-		while (alex_iter_next(&ai, &k, &p) && k <= end) {
-			struct iter_ent *e = &it->ents[it->n];
-			e->key = k;
-			e->resident = oval_resident(p);
-			if (e->resident) {
-				const oblob *b = oval_blob(p);
-				if (buf_reserve(it, b->len)) {
-					rc = OMEN_ENOMEM;
-					break;
-				}
-				e->off = it->blen;
-				e->len = b->len;
-				if (b->len)
-					memcpy(it->buf + it->blen, b->data, b->len);
-				it->blen += b->len;
-			}
-			if (++it->n == ITER_CHUNK || it->blen >= ITER_CHUNK_BYTES) {
-				full = true;
-				break;
+		const oshard *sh = db->shards[s];
+		if (oshard_tree_ready(sh)) {
+			rc = fill_from_tree(it, sh, end, &k, &full);
+			orcu_read_unlock();
+		} else {
+			orcu_read_unlock();
+			rc = fill_from_storage(it, s, end, &k, &full);
+			if (!rc && ck_sequence_read_retry(&db->layout_seq, v)) {
+				/* The layout moved under the read: again. */
+				it->n = it->blen = 0;
+				continue;
 			}
 		}
-		orcu_read_unlock();
 		if (rc)
 			return rc;
 		it->shard = s;
@@ -1017,8 +1089,20 @@ static uint64_t dir_bytes(const char *path, int depth)
 
 static void shard_stats(const oshard *sh, omen_shard_stats *s)
 {
-	s->keys = alex_size(sh->tree);
-	s->index_bytes = alex_memory_bytes(sh->tree);
+	memset(s, 0, sizeof(*s));
+	int state = atomic_load_explicit(&sh->tree_state, memory_order_acquire);
+	if (state == OTREE_READY) {
+		s->keys = alex_size(sh->tree);
+		s->index_bytes = alex_memory_bytes(sh->tree);
+		s->rebuild_us = sh->rebuild_ns / 1000;
+	} else {
+		/* The worker is filling the tree: do not read it. */
+		s->keys = atomic_load_explicit(&sh->loaded, memory_order_relaxed);
+		s->rebuilding = state == OTREE_BUILDING;
+		s->storage_only = state == OTREE_STORAGE;
+		if (state == OTREE_STORAGE)
+			s->rebuild_us = sh->rebuild_ns / 1000;
+	}
 	s->value_bytes = atomic_load_explicit(&sh->value_bytes, memory_order_relaxed);
 	s->queued = oq_depth(sh->q);
 	s->batches = atomic_load_explicit(&sh->batches, memory_order_relaxed);
@@ -1034,8 +1118,17 @@ int omen_get_stats(omen_db *db, omen_stats *out)
 	int rc = db_enter(db);
 	if (rc)
 		return rc;
+	/* Exact counts need every tree: wait for the rebuilds (close stops
+	 * them, so this cannot outlive the handle). */
+	for (;;) {
+		unsigned r = atomic_load_explicit(&db->ready, memory_order_acquire);
+		if (r >= db->nshards)
+			break;
+		ofutex_wait(&db->ready, r, NULL);
+	}
 	memset(out, 0, sizeof(*out));
 	out->shards = db->nshards;
+	out->open_us = db->open_ns / 1000;
 	for (unsigned i = 0; i < db->nshards; i++) {
 		omen_shard_stats s;
 		shard_stats(db->shards[i], &s);
@@ -1045,6 +1138,9 @@ int omen_get_stats(omen_db *db, omen_stats *out)
 		out->queued += s.queued;
 		out->batches += s.batches;
 		out->records += s.records;
+		out->storage_only += s.storage_only;
+		if (s.rebuild_us > out->rebuild_us)
+			out->rebuild_us = s.rebuild_us;
 	}
 	out->disk_bytes = dir_bytes(db->path, 1);
 	db_leave(db);

@@ -16,6 +16,17 @@
  *
  * Payloads: the tree maps a key to a tagged word (see shard/value.h).
  *
+ * Rebuild (opening a database): omen_open returns once the metadata is
+ * checked and the families are open; each worker then loads its family
+ * into its tree (tree_state OTREE_BUILDING).  Until the worker stores
+ * OTREE_READY (release), readers do not touch the tree and read the
+ * family instead: it holds every acknowledged write, because nothing is
+ * acknowledged before it is committed, and the worker commits nothing
+ * while it rebuilds (records queue meanwhile).  A rebuild that fails, or
+ * that omen_close stops, leaves the shard OTREE_STORAGE for the rest of
+ * the open: reads go to the family and the worker commits batches without
+ * applying them to the (empty) tree.
+ *
  * Bootstrap (a new multi-shard database): the root model routes every key
  * to shard 0 and the gate is closed: workers 1..n-1 wait at the gate.
  * Worker 0 applies batches to shard 0 until it holds BOOTSTRAP_SAMPLE
@@ -40,6 +51,7 @@
 #ifndef OMEN_SHARD_ENGINE_H
 #define OMEN_SHARD_ENGINE_H
 
+#include <ck_sequence.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -56,6 +68,13 @@
 
 /* Records a worker pops at most per batch (a multi record counts once). */
 #define OSHARD_BATCH_MAX 4096
+
+/* oshard.tree_state */
+enum {
+	OTREE_BUILDING = 0, /* the worker is loading the family into the tree */
+	OTREE_READY,        /* the tree holds every committed key            */
+	OTREE_STORAGE,      /* rebuild failed or stopped: the family only    */
+};
 
 /* Worker commands (orec.ctrl of OREC_CTRL records). */
 enum oshard_ctrl {
@@ -80,11 +99,15 @@ typedef struct oshard {
 	unsigned id;
 	alex_tree *tree;
 	oq_queue *q;
+	/* OTREE_*: written by the worker (release), read by readers (acquire)
+	 * before they touch the tree. */
+	atomic_int tree_state;
 
 	/* Worker-owned scratch, reused batch after batch. */
 	pthread_t thread;
 	bool started;
-	int open_status;          /* rebuild result, reported to omen_open */
+	int rebuild_status;       /* the rebuild's result (worker, before tree_state) */
+	uint64_t rebuild_ns;      /* omen_open's start to tree_state set (ditto) */
 	void **recs;
 	struct wop *ops;
 	size_t ops_cap;
@@ -99,6 +122,7 @@ typedef struct oshard {
 
 	/* Written by the worker, read by stats (relaxed). */
 	_Atomic uint64_t value_bytes;
+	_Atomic uint64_t loaded;  /* keys loaded so far by the rebuild */
 	_Atomic uint64_t batches, records;
 	_Atomic int failed;       /* sticky: the tree missed a committed batch */
 	_Atomic int async_error;  /* an ingested record failed since the last flush */
@@ -119,14 +143,25 @@ struct omen_db {
 	ostore *store;
 	char *path;
 	bool bootstrapping;       /* worker 0 only, after open             */
+	uint64_t open_start_ns;   /* CLOCK_MONOTONIC when omen_open began   */
+	uint64_t open_ns;         /* how long omen_open took               */
 
 	/* Lifecycle: iterator registration and close. */
 	pthread_mutex_t life;
 	unsigned iters;
 
+	/* Odd while a move of keys between families is under way, from
+	 * before its commit until after the new model is published (and
+	 * ended before the grace period that follows, which readers spinning
+	 * here inside a read-side section would otherwise block).  Readers
+	 * that read a family outside the read-side section route under it
+	 * and retry when it moved: the commit and the publication are two
+	 * steps, and a read in between would miss the moved keys. */
+	ck_sequence_t layout_seq __attribute__((aligned(OMEN_CACHE_LINE)));
+
 	/* The bootstrap gate: 0 closed, 1 open (futex word). */
 	atomic_uint gate __attribute__((aligned(OMEN_CACHE_LINE)));
-	atomic_uint ready;        /* workers done with their rebuild      */
+	atomic_uint ready;        /* workers done with their rebuild (futex) */
 	atomic_uint test_release; /* OCTRL_PAUSE waits for it             */
 	atomic_uint test_paused;  /* workers inside OCTRL_PAUSE           */
 
@@ -147,5 +182,15 @@ int oshard_create(struct omen_db *db, unsigned id, unsigned queue_cap, oshard **
 void oshard_destroy(oshard *sh);    /* worker joined; frees resident blobs */
 int oshard_start(oshard *sh);       /* start the worker thread (it rebuilds first) */
 void *oshard_main(void *arg);
+
+/* The shard's tree may be read (acquire: pairs with the worker's release
+ * store once the tree is complete). */
+static inline bool oshard_tree_ready(const oshard *sh)
+{
+	return atomic_load_explicit(&sh->tree_state, memory_order_acquire) == OTREE_READY;
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t odb_now_ns(void);
 
 #endif

@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/grow.h"
 #include "core/mem.h"
@@ -32,6 +33,7 @@
 #include "ingest/futex.h"
 #include "recovery/layout.h"
 #include "shard/errors.h"
+#include "shard/testhooks.h"
 #include "shard/value.h"
 
 /* ------------------------------------------------------------ scratch */
@@ -151,18 +153,51 @@ void oshard_destroy(oshard *sh)
 
 /* ------------------------------------------------------------ rebuild */
 
+atomic_uint odb_test_hold_rebuild;
+
+void odb_test_release_rebuild(void)
+{
+	atomic_store_explicit(&odb_test_hold_rebuild, 0, memory_order_release);
+	ofutex_wake(&odb_test_hold_rebuild, INT_MAX);
+}
+
+static bool closing(const struct omen_db *db)
+{
+	return atomic_load_explicit(&db->closing, memory_order_relaxed) != 0;
+}
+
+/* Keys the rebuild loads between two looks at `closing`. */
+#define REBUILD_CHECK 4096
+
 /* Load the shard's family into its (empty) tree: an ordered scan feeding
- * a bulk load.  Runs on the worker thread, all shards in parallel. */
+ * a bulk load.  Runs on the worker thread, all shards in parallel, while
+ * readers of the shard read the family (tree_state OTREE_BUILDING).
+ * omen_close stops it (OMEN_ECLOSED): a caller that opens a database for
+ * one read should not wait for every tree. */
 static int rebuild(oshard *sh)
 {
+	struct omen_db *db = sh->db;
+	/* Test hook: hold the shard in OTREE_BUILDING (close still stops it). */
+	while (atomic_load_explicit(&odb_test_hold_rebuild, memory_order_acquire) &&
+	       !closing(db)) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		ofutex_wait(&odb_test_hold_rebuild, 1, &ts);
+	}
 	ostore_iter *it;
-	int rc = ostore_iter_new(sh->db->store, sh->id, &it);
+	int rc = ostore_iter_new(db->store, sh->id, &it);
 	if (rc)
 		return rc;
 	uint64_t *keys = NULL, *vals = NULL;
 	size_t n = 0, cap = 0, cap2 = 0;
 	uint64_t bytes = 0;
 	for (ostore_iter_seek_first(it); ostore_iter_valid(it); ostore_iter_next(it)) {
+		if (n % REBUILD_CHECK == 0) {
+			atomic_store_explicit(&sh->loaded, n, memory_order_relaxed);
+			if (closing(db)) {
+				rc = OMEN_ECLOSED;
+				break;
+			}
+		}
 		if (grow((void **)&keys, &cap, n + 1, sizeof(uint64_t)) ||
 		    grow((void **)&vals, &cap2, n + 1, sizeof(uint64_t))) {
 			rc = OMEN_ENOMEM;
@@ -190,9 +225,11 @@ static int rebuild(oshard *sh)
 	if (rc) {
 		for (size_t i = 0; i < n; i++)
 			oblob_free((oblob *)oval_blob(vals[i]));
+		n = 0;
 	} else {
 		atomic_store_explicit(&sh->value_bytes, bytes, memory_order_relaxed);
 	}
+	atomic_store_explicit(&sh->loaded, n, memory_order_relaxed);
 	free(keys);
 	free(vals);
 	return rc;
@@ -340,7 +377,13 @@ static void process(oshard *sh, size_t n, const orm *route)
 			size_t j = i + 1;
 			while (j < (size_t)d && target_of(sh, route, sh->ops[sh->ent[j].idx].key) == t)
 				j++;
-			if (apply_run(sh, db->shards[t], i, j) != OMEN_OK) {
+			if (atomic_load_explicit(&db->shards[t]->tree_state, memory_order_relaxed) !=
+			    OTREE_READY) {
+				/* Storage only (see engine.h): committed is done;
+				 * no reader saw these blobs. */
+				for (size_t x = i; x < j; x++)
+					oblob_free(sh->ops[sh->ent[x].idx].blob);
+			} else if (apply_run(sh, db->shards[t], i, j) != OMEN_OK) {
 				/* The family has the batch but the tree does not:
 				 * reads would miss committed writes.  Refuse every
 				 * later write to the shard; reopening rebuilds the
@@ -394,6 +437,8 @@ static void process(oshard *sh, size_t n, const orm *route)
 static void evict_all(oshard *sh)
 {
 	const size_t chunk = 4096;
+	if (atomic_load_explicit(&sh->tree_state, memory_order_relaxed) != OTREE_READY)
+		return; /* nothing is resident */
 	/* Only values already in table files may leave memory: a storage
 	 * read of a key still in the vector memtable sorts the memtable. */
 	if (ostore_flush_shard(sh->db->store, sh->id) != OMEN_OK)
@@ -492,6 +537,7 @@ static int bootstrap_move(oshard *sh, orm *m)
 	alex_op *moved = NULL;
 	int rc = OMEN_OK;
 	ostore_batch_clear(sh->wb);
+	ck_sequence_write_begin(&db->layout_seq);
 	/* Every key of tree 0 at or above shard 1's boundary. */
 	alex_iter it;
 	uint64_t k, p;
@@ -567,11 +613,13 @@ static int bootstrap_move(oshard *sh, orm *m)
 				atomic_fetch_add_explicit(&sh->value_bytes, b, memory_order_relaxed);
 			}
 		}
+		ck_sequence_write_end(&db->layout_seq);
 		free(moved);
 		return rc;
 	}
 	orm *old = db->root;
 	ODB_PUBLISH(&db->root, m);
+	ck_sequence_write_end(&db->layout_seq);
 	/* After this, no reader routes by the old model, and no producer is
 	 * still pushing a record it routed by it. */
 	orcu_synchronize();
@@ -661,18 +709,42 @@ static void bootstrap(oshard *sh, size_t n)
 
 /* --------------------------------------------------------------- main */
 
+/* Worker 0 before a bootstrap, which writes every shard's tree: wait for
+ * every worker's rebuild (of an empty family: quick) and tell whether
+ * every tree is usable. */
+static bool all_trees_ready(struct omen_db *db)
+{
+	for (;;) {
+		unsigned r = atomic_load_explicit(&db->ready, memory_order_acquire);
+		if (r >= db->nshards)
+			break;
+		if (closing(db))
+			return false; /* a failed open may not have started them all */
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		ofutex_wait(&db->ready, r, &ts);
+	}
+	for (unsigned i = 0; i < db->nshards; i++)
+		if (!oshard_tree_ready(db->shards[i]))
+			return false;
+	return true;
+}
+
 void *oshard_main(void *arg)
 {
 	oshard *sh = arg;
 	struct omen_db *db = sh->db;
 
-	sh->open_status = rebuild(sh);
+	sh->rebuild_status = rebuild(sh);
+	sh->rebuild_ns = odb_now_ns() - db->open_start_ns;
+	atomic_store_explicit(&sh->tree_state,
+			      sh->rebuild_status == OMEN_OK ? OTREE_READY : OTREE_STORAGE,
+			      memory_order_release);
 	atomic_fetch_add_explicit(&db->ready, 1, memory_order_release);
 	ofutex_wake(&db->ready, INT_MAX);
-	if (sh->open_status)
-		return NULL;
 	if (sh->id != 0)
 		gate_wait(db);
+	else if (db->bootstrapping && !all_trees_ready(db))
+		db->bootstrapping = false; /* cannot move keys: shard 0 takes all */
 	for (;;) {
 		size_t n = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, -1);
 		if (n == 0) {

@@ -314,15 +314,21 @@ static void *closer_main(void *arg)
 	return (void *)rc;
 }
 
+/* Per-shard stats: omen_get_stats would wait for held rebuilds. */
 static void wait_queued(omen_db *db, uint64_t want)
 {
-	omen_stats st;
+	uint64_t q = 0;
 	for (int i = 0; i < 20000; i++) {
-		if (omen_get_stats(db, &st) == OMEN_OK && st.queued >= want)
+		omen_shard_stats ss;
+		q = 0;
+		for (unsigned s = 0; omen_get_shard_stats(db, s, &ss) == OMEN_OK; s++)
+			q += ss.queued;
+		if (q >= want)
 			return;
 		usleep(500);
 	}
-	diag("timed out waiting for %llu queued records (%llu)", (unsigned long long)want, (unsigned long long)st.queued);
+	diag("timed out waiting for %llu queued records (%llu)", (unsigned long long)want,
+	     (unsigned long long)q);
 }
 
 static void test_close_races(void)
@@ -397,6 +403,133 @@ static void test_close_races(void)
 
 /* ------------------------------------------------------ bad metadata */
 
+/* --------------------------------------------------- background rebuild */
+
+/* Scan [lo, hi] and check order and values (but of keys 5 and skip);
+ * *count gets the keys seen. */
+static int scan_check(omen_db *db, uint64_t lo, uint64_t hi, uint64_t skip, uint64_t *count)
+{
+	omen_iter *it;
+	uint64_t k, prev = 0;
+	const void *val;
+	size_t len;
+	int bad = 0;
+	*count = 0;
+	if (omen_iter_open(db, lo, hi, &it) != OMEN_OK)
+		return 1;
+	while (omen_iter_next(it, &k, &val, &len) == OMEN_OK) {
+		if ((*count && k <= prev) || k < lo || k > hi ||
+		    (k != skip && k != 5 && !value_ok(k, val, len)))
+			bad++;
+		prev = k;
+		(*count)++;
+	}
+	omen_iter_close(it);
+	return bad;
+}
+
+static void test_background_rebuild(void)
+{
+	char path[4096];
+	new_path(path, sizeof(path));
+	omen_options o;
+	omen_options_init(&o);
+	o.shards = 3;
+	omen_db *db;
+	if (omen_open(path, &o, &db) != OMEN_OK)
+		bail_out("open %s: %s", path, omen_errmsg());
+	const uint64_t n = 30000, step = 104729;
+	omen_batch *b = omen_batch_new();
+	unsigned char v[64];
+	for (uint64_t i = 0; i < n; i++)
+		omen_batch_put(b, i * step, v, value_of(i * step, v));
+	ok(omen_write(db, b) == OMEN_OK, "rebuild: load %llu keys", (unsigned long long)n);
+	omen_batch_free(b);
+	ok(omen_close(db) == OMEN_OK, "rebuild: close");
+
+	/* Reopen with every rebuild held: open returns, the shards say they
+	 * are rebuilding, and every read is answered from storage. */
+	atomic_store(&odb_test_hold_rebuild, 1);
+	ok(omen_open(path, NULL, &db) == OMEN_OK, "rebuild: open returns while every rebuild is held");
+	int building = 0;
+	for (unsigned i = 0; i < 3; i++) {
+		omen_shard_stats ss;
+		if (omen_get_shard_stats(db, i, &ss) == OMEN_OK && ss.rebuilding && !ss.storage_only &&
+		    ss.keys == 0 && ss.rebuild_us == 0)
+			building++;
+	}
+	ok(building == 3, "rebuild: shard stats show 3 shards rebuilding (%d)", building);
+	int bad = 0;
+	for (uint64_t i = 0; i < n && bad < 5; i += 7) {
+		uint64_t k = i * step;
+		size_t len = 0;
+		if (omen_get(db, k, v, sizeof(v), &len) != OMEN_OK || !value_ok(k, v, len)) {
+			diag("get %llu while rebuilding failed", (unsigned long long)k);
+			bad++;
+		}
+	}
+	size_t len = 0;
+	ok(!bad && omen_get(db, 1, v, sizeof(v), &len) == OMEN_ENOTFOUND &&
+		   omen_get(db, step, NULL, 0, &len) == OMEN_ERANGE && len == value_of(step, v),
+	   "rebuild: gets while rebuilding: present, absent and size queries from storage");
+	uint64_t count;
+	bad = scan_check(db, 0, UINT64_MAX, UINT64_MAX, &count);
+	ok(!bad && count == n, "rebuild: a full scan while rebuilding returns every key in order (%llu)",
+	   (unsigned long long)count);
+	bad = scan_check(db, 100 * step + 1, 20000 * step, UINT64_MAX, &count);
+	ok(!bad && count == 19900, "rebuild: a range scan across shards while rebuilding (%llu)",
+	   (unsigned long long)count);
+	/* Writes queue until the rebuild: an ingest returns, its flush waits. */
+	ok(omen_ingest(db, 3 * step, "new", 3) == OMEN_OK && omen_ingest(db, 5, "five", 4) == OMEN_OK,
+	   "rebuild: ingests queue while rebuilding");
+	omen_stats st;
+	omen_shard_stats s0;
+	omen_get_shard_stats(db, 0, &s0);
+	ok(s0.rebuilding && omen_get(db, 5, v, sizeof(v), &len) == OMEN_ENOTFOUND,
+	   "rebuild: nothing queued is applied before the rebuild");
+	odb_test_release_rebuild();
+	ok(omen_flush(db) == OMEN_OK, "rebuild: flush returns once the rebuilds are done");
+	memset(&st, 0, sizeof(st));
+	int src = omen_get_stats(db, &st);
+	ok(src == OMEN_OK && st.keys == n + 1 && st.storage_only == 0 && st.rebuild_us > 0 &&
+		   st.open_us <= st.rebuild_us,
+	   "rebuild: stats wait for the rebuilds: %llu keys, open %llu us, rebuilt at %llu us, "
+	   "%u storage-only",
+	   (unsigned long long)st.keys, (unsigned long long)st.open_us,
+	   (unsigned long long)st.rebuild_us, st.storage_only);
+	ok(omen_get(db, 3 * step, v, sizeof(v), &len) == OMEN_OK && len == 3 &&
+		   omen_get(db, 5, v, sizeof(v), &len) == OMEN_OK && len == 4,
+	   "rebuild: the queued writes are applied after the rebuild");
+	bad = scan_check(db, 0, UINT64_MAX, 3 * step, &count);
+	ok(!bad && count == n + 1, "rebuild: a full scan from the trees (%llu, %d bad)",
+	   (unsigned long long)count, bad);
+	ok(omen_close(db) == OMEN_OK, "rebuild: close");
+
+	/* Close stops a held rebuild: a put waiting for it is committed
+	 * (storage only) and acknowledged, and the next open has it. */
+	atomic_store(&odb_test_hold_rebuild, 1);
+	ok(omen_open(path, NULL, &db) == OMEN_OK, "rebuild: open with the rebuilds held again");
+	struct putter p = { db, 7, -100, 0 };
+	pthread_t th;
+	pthread_create(&th, NULL, putter_main, &p);
+	wait_queued(db, 1);
+	ok(omen_close(db) == OMEN_OK, "rebuild: close stops held rebuilds");
+	pthread_join(th, NULL);
+	ok(p.rc == OMEN_OK, "rebuild: a put queued behind the stopped rebuild is acknowledged (%d)", p.rc);
+	atomic_store(&odb_test_hold_rebuild, 0);
+	memset(&st, 0, sizeof(st));
+	src = omen_open(path, NULL, &db) == OMEN_OK ? omen_get_stats(db, &st) : -1;
+	ok(src == OMEN_OK && st.keys == n + 2,
+	   "rebuild: reopened after a stopped rebuild, every key is there (%llu)",
+	   (unsigned long long)st.keys);
+	ok(omen_get(db, 7, v, sizeof(v), &len) == OMEN_OK && value_ok(7, v, len),
+	   "rebuild: with the put made during the stopped rebuild");
+	bad = scan_check(db, 0, UINT64_MAX, 3 * step, &count);
+	ok(!bad && count == n + 2, "rebuild: and in order with their values (%llu, %d bad)",
+	   (unsigned long long)count, bad);
+	omen_close(db);
+}
+
 static void test_bad_metadata(void)
 {
 	char path[4096];
@@ -462,6 +595,7 @@ int main(void)
 	test_layout_codec();
 	test_bootstrap();
 	test_nonresident();
+	test_background_rebuild();
 	test_close_races();
 	test_bad_metadata();
 	rm_rf(root);

@@ -22,10 +22,13 @@
  *     count / min / max / mean of one device's readings over a time window
  *     (one iterator over [d << 44 | t0, d << 44 | t1]), for one device shown
  *     and then for many, checked the same way.  Each query is timed alone.
- *  3. recovery: omen_close, omen_open (which reads every shard back into
- *     memory: that is the recovery time), then the key count from
- *     omen_get_stats and one device's count by a scan must equal what was
- *     ingested, and a latest reading must still be right.
+ *  3. recovery: omen_close, omen_open (which returns once the files are
+ *     open; the shards' indexes rebuild in the background), a latest
+ *     reading asked at once (answered from storage: the time to the first
+ *     answer), then the key count from omen_get_stats (which waits for the
+ *     rebuilds: the time until everything is in memory) and one device's
+ *     count by a scan must equal what was ingested, and a latest reading
+ *     must still be right.
  *  4. a summary table: ingest rate, query latencies, memory (index and
  *     resident values), disk, recovery time.
  *
@@ -549,7 +552,7 @@ struct demo_ctx {
 	double window_p50, window_p99;
 	size_t window_n;
 	uint64_t window_readings;   /* of the device shown */
-	double close_s, open_s;
+	double close_s, open_s, first_s, rebuild_s;
 	omen_stats st_ingest, st_reopen;
 };
 
@@ -1017,12 +1020,28 @@ static int demo_reopen(struct demo_ctx *x)
 	x->open_s = cli_now() - t;
 	if (err != OMEN_OK)
 		return demo_db_error(err);
-	err = omen_get_stats(x->db, &x->st_reopen);
+	/* The first question, asked at once: the indexes are still being
+	 * rebuilt in the background, so it is answered from storage. */
+	err = demo_query_latest(x->db, d, x->now_ms, &r);
+	x->first_s = cli_now() - t;
 	if (err != OMEN_OK)
 		return demo_db_error(err);
-	printf("  open   %6.2f s  (recovery: %s keys read back into memory, %s keys/s)\n",
-	       x->open_s, demo_fmt_count(b1, x->st_reopen.keys),
-	       demo_fmt_rate(b2, (double)x->st_reopen.keys / x->open_s));
+	if (!demo_latest_ok(&r, d, o->readings)) {
+		fprintf(stderr, "omendb demo: check failed: device %" PRIu64 "'s latest reading "
+			"right after reopening is not the one ingested\n", d);
+		return CLI_FAIL;
+	}
+	err = omen_get_stats(x->db, &x->st_reopen); /* waits for the rebuilds */
+	if (err != OMEN_OK)
+		return demo_db_error(err);
+	x->rebuild_s = (double)x->st_reopen.rebuild_us / 1e6;
+	printf("  open   %6.3f s  (metadata checked, files open; each shard's index "
+	       "rebuilds in the background)\n", x->open_s);
+	printf("  first answer %6.3f s after open began  (device %s's latest reading, "
+	       "from storage)\n", x->first_s, demo_fmt_count(b3, d));
+	printf("  in memory    %6.2f s after open began  (%s keys read back, %s keys/s)\n",
+	       x->rebuild_s, demo_fmt_count(b1, x->st_reopen.keys),
+	       demo_fmt_rate(b2, (double)x->st_reopen.keys / x->rebuild_s));
 
 	printf("  keys in the database  %s, ingested %s  %s\n",
 	       demo_fmt_count(b1, x->st_reopen.keys), demo_fmt_count(b2, x->total),
@@ -1090,8 +1109,9 @@ static void demo_summary(const struct demo_ctx *x)
 	printf("  %-18s %s  after ingest, %s after reopening (%.1f B/reading)\n", "disk",
 	       demo_fmt_bytes(b1, si->disk_bytes), demo_fmt_bytes(b2, sr->disk_bytes),
 	       (double)sr->disk_bytes / per);
-	printf("  %-18s %.2f s to reopen (%s keys/s); close took %.2f s\n", "recovery",
-	       x->open_s, demo_fmt_rate(b5, (double)sr->keys / x->open_s), x->close_s);
+	printf("  %-18s open %.3f s, first answer %.3f s, all in memory %.2f s (%s keys/s); "
+	       "close took %.2f s\n", "recovery", x->open_s, x->first_s, x->rebuild_s,
+	       demo_fmt_rate(b5, (double)sr->keys / x->rebuild_s), x->close_s);
 }
 
 /* ===================================================================== */
