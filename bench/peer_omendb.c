@@ -53,6 +53,20 @@ static int o_close(void *db)
 	return rc == OMEN_OK ? 0 : fail("omen_close", rc);
 }
 
+static double o_wait_ready(void *h)
+{
+	omen_stats st;
+	int rc = omen_get_stats(h, &st); /* waits for every shard's rebuild */
+
+	if (rc != OMEN_OK)
+		return fail("omen_get_stats", rc);
+	if (st.storage_only) {
+		fprintf(stderr, "omendb: %u shards failed to rebuild\n", st.storage_only);
+		return -1;
+	}
+	return (double)st.rebuild_us / 1e6;
+}
+
 static void o_describe(void *h, char *buf, size_t len)
 {
 	omen_db *db = h;
@@ -198,6 +212,7 @@ const struct peer peer_omendb = {
 	.open = o_open,
 	.close = o_close,
 	.load_done = NULL,
+	.wait_ready = o_wait_ready,
 	.describe = o_describe,
 	.thread_open = o_thread_open,
 	.thread_close = o_thread_close,

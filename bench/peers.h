@@ -59,6 +59,11 @@ struct peer {
 	int (*close)(void *db);
 	/* After the last write_batch of the load; may be NULL. */
 	int (*load_done)(void *db);
+	/* After a reopen: wait until reads run at full speed and return the
+	 * seconds from the start of the open until then (OmenDB: until every
+	 * shard's index is rebuilt); < 0 on failure.  NULL: ready when open
+	 * returns. */
+	double (*wait_ready)(void *db);
 	/* Append a line of engine-specific statistics to buf; may be NULL. */
 	void (*describe)(void *db, char *buf, size_t len);
 

@@ -343,6 +343,25 @@ typedef struct omen_shard_stats {
 				     ready (0 while rebuilding)                  */
 } omen_shard_stats;
 
+/*
+ * omen_verify — check the database while it stays in use: every shard's
+ * index invariants, that index and storage hold the same keys with the
+ * same values, that every stored key lies in its shard's range, and the
+ * checksum of every table block read on the way (all of storage).  Each
+ * shard is checked by its worker between two batches (writes to it wait
+ * meanwhile), after its index rebuild.  report may be NULL; else it gets
+ * the keys checked and the problems found.
+ * Returns OMEN_OK when nothing is wrong; OMEN_ECORRUPT when something is
+ * (omen_errmsg names the first problem: shard, key, what differs);
+ * OMEN_EIO when storage could not be read; OMEN_EINVAL, OMEN_ECLOSED,
+ * OMEN_ENOMEM.
+ */
+typedef struct omen_verify_report {
+	uint64_t keys;            /* keys checked                                */
+	uint64_t problems;        /* 0 when the database is sound                */
+} omen_verify_report;
+int omen_verify(omen_db *db, omen_verify_report *report);
+
 /* Counters are recent values, each read without stopping the workers.
  * omen_get_stats first waits for every shard's index rebuild after
  * omen_open (so keys and index_bytes are exact); omen_get_shard_stats

@@ -1166,6 +1166,52 @@ int omen_get_shard_stats(omen_db *db, unsigned shard, omen_shard_stats *out)
 	return OMEN_OK;
 }
 
+/* ---------------------------------------------------------- verify */
+
+int omen_verify(omen_db *db, omen_verify_report *report)
+{
+	if (report)
+		memset(report, 0, sizeof(*report));
+	if (!db) {
+		oerr_set("omen_verify: NULL handle");
+		return OMEN_EINVAL;
+	}
+	int rc = db_enter(db);
+	if (rc)
+		return rc;
+	/* One command per shard, each run by its worker (markers() sends to
+	 * shard 0 alone while a new database bootstraps: the other shards are
+	 * empty then, and their workers wait at the gate). */
+	unsigned upto = 1;
+	orcu_read_lock();
+	if (!ODB_DEREF(&db->root)->bootstrap)
+		upto = db->nshards;
+	orcu_read_unlock();
+	rc = markers(db, OREC_CTRL, OCTRL_VERIFY, true);
+	uint64_t keys = 0, problems = 0;
+	const oshard *bad = NULL;
+	for (unsigned i = 0; i < upto && rc == OMEN_OK; i++) {
+		const oshard *sh = db->shards[i];
+		keys += sh->verify_keys;
+		problems += sh->verify_problems;
+		if (sh->verify_status && !bad)
+			bad = sh;
+	}
+	if (rc == OMEN_OK && bad) {
+		oerr_set("%s: %s%s", db->path, bad->verify_msg,
+			 problems > 1 ? " (and more problems)" : "");
+		rc = bad->verify_status == OMEN_ECORRUPT || bad->verify_status == OMEN_EIO
+			     ? bad->verify_status
+			     : OMEN_EIO;
+	}
+	if (report) {
+		report->keys = keys;
+		report->problems = problems;
+	}
+	db_leave(db);
+	return rc;
+}
+
 /* ---------------------------------------------------------- test hooks */
 
 int odb_test_evict_all(omen_db *db)

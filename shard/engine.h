@@ -81,6 +81,7 @@ enum oshard_ctrl {
 	OCTRL_GATE_MARK = 1, /* bootstrap: everything before it was routed by the old model */
 	OCTRL_EVICT_ALL,     /* make every value non-resident (test hook)                  */
 	OCTRL_PAUSE,         /* sleep until db->test_release is set (test hook)            */
+	OCTRL_VERIFY,        /* omen_verify: check the tree against the family          */
 };
 
 /* One operation of a worker batch. */
@@ -126,6 +127,12 @@ typedef struct oshard {
 	_Atomic uint64_t batches, records;
 	_Atomic int failed;       /* sticky: the tree missed a committed batch */
 	_Atomic int async_error;  /* an ingested record failed since the last flush */
+
+	/* The last OCTRL_VERIFY's findings: written by the worker before it
+	 * acknowledges the command, read by the omen_verify caller after. */
+	uint64_t verify_keys, verify_problems;
+	int verify_status;        /* OMEN_OK, OMEN_ECORRUPT or a storage error */
+	char verify_msg[256];     /* the first problem                     */
 
 	/* Waiters' side, on its own line: written by every acknowledged batch. */
 	oack ack __attribute__((aligned(OMEN_CACHE_LINE)));

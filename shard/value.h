@@ -40,4 +40,10 @@ static inline uint64_t oval_nonresident(uint32_t len)
 	return (uint64_t)len << 1 | 1;
 }
 
+/* The value length a non-resident word records. */
+static inline size_t oval_nonresident_len(uint64_t w)
+{
+	return (size_t)(w >> 1);
+}
+
 #endif

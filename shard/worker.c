@@ -21,7 +21,10 @@
 #include "shard/engine.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -484,12 +487,118 @@ static void evict_all(oshard *sh)
 	}
 }
 
+/* Record a verify finding; the first one's text is kept. */
+static void verify_problem(oshard *sh, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void verify_problem(oshard *sh, const char *fmt, ...)
+{
+	if (sh->verify_problems++ == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = snprintf(sh->verify_msg, sizeof(sh->verify_msg), "shard %u: ", sh->id);
+		if (n > 0 && (size_t)n < sizeof(sh->verify_msg))
+			vsnprintf(sh->verify_msg + n, sizeof(sh->verify_msg) - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	if (sh->verify_status == OMEN_OK)
+		sh->verify_status = OMEN_ECORRUPT;
+}
+
+/*
+ * omen_verify on the worker, between batches, so the tree and the family
+ * hold the same committed state: the tree's invariants (alex_check), then
+ * a walk of tree and family side by side: the same keys, each inside the
+ * shard's range, the same values (resident: the bytes; non-resident: the
+ * length).  Reading every table block through the iterator checks
+ * RocksDB's block checksums (verify_checksums is on by default).  A
+ * storage-only shard has no tree: its family is read through only.
+ */
+static void verify_shard(oshard *sh)
+{
+	struct omen_db *db = sh->db;
+	sh->verify_keys = sh->verify_problems = 0;
+	sh->verify_status = OMEN_OK;
+	sh->verify_msg[0] = 0;
+	bool tree = atomic_load_explicit(&sh->tree_state, memory_order_relaxed) == OTREE_READY;
+	char msg[200];
+	if (tree && alex_check(sh->tree, msg, sizeof(msg)) != 0)
+		verify_problem(sh, "index: %s", msg);
+	uint64_t lo, hi;
+	orcu_read_lock();
+	orm_range(ODB_DEREF(&db->root), sh->id, &lo, &hi);
+	ostore_iter *fi;
+	int rc = ostore_iter_new(db->store, sh->id, &fi);
+	if (rc) {
+		orcu_read_unlock();
+		sh->verify_status = rc;
+		snprintf(sh->verify_msg, sizeof(sh->verify_msg), "shard %u: %s", sh->id,
+			 omen_errmsg());
+		return;
+	}
+	alex_iter ti;
+	uint64_t tk = 0, tp = 0;
+	bool tv = false;
+	if (tree) {
+		alex_iter_seek(sh->tree, 0, &ti);
+		tv = alex_iter_next(&ti, &tk, &tp);
+	}
+	ostore_iter_seek_first(fi);
+	for (;;) {
+		bool fv = ostore_iter_valid(fi);
+		if (!fv && !tv)
+			break;
+		uint64_t fk = fv ? ostore_iter_key(fi) : 0;
+		if (fv && (fk < lo || fk > hi))
+			verify_problem(sh, "key %#" PRIx64 " is stored outside the shard's range "
+				       "[%#" PRIx64 ", %#" PRIx64 "]", fk, lo, hi);
+		if (fv && (!tree || !tv || fk < tk)) {
+			if (tree)
+				verify_problem(sh, "key %#" PRIx64 " is stored but not in the index", fk);
+			sh->verify_keys++;
+			ostore_iter_next(fi);
+			continue;
+		}
+		if (!fv || tk < fk) {
+			verify_problem(sh, "key %#" PRIx64 " is in the index but not stored", tk);
+			tv = alex_iter_next(&ti, &tk, &tp);
+			continue;
+		}
+		size_t len;
+		const void *v = ostore_iter_value(fi, &len);
+		if (oval_resident(tp)) {
+			const oblob *b = oval_blob(tp);
+			if (b->len != len || (len && memcmp(b->data, v, len) != 0))
+				verify_problem(sh, "key %#" PRIx64 ": the value in memory (%u bytes) "
+					       "differs from the stored one (%zu bytes)", fk, b->len, len);
+		} else if (oval_nonresident_len(tp) != len) {
+			verify_problem(sh, "key %#" PRIx64 ": the index says %zu bytes, storage has %zu",
+				       fk, oval_nonresident_len(tp), len);
+		}
+		sh->verify_keys++;
+		ostore_iter_next(fi);
+		tv = alex_iter_next(&ti, &tk, &tp);
+	}
+	rc = ostore_iter_status(fi);
+	ostore_iter_free(fi);
+	orcu_read_unlock();
+	if (rc) {
+		/* A damaged block: the walk stopped there. */
+		snprintf(sh->verify_msg, sizeof(sh->verify_msg), "shard %u: reading storage: %s",
+			 sh->id, omen_errmsg());
+		sh->verify_status = rc;
+		sh->verify_problems++;
+	}
+}
+
 static void run_ctrl(oshard *sh, orec *r)
 {
 	struct omen_db *db = sh->db;
 	switch (r->ctrl) {
 	case OCTRL_EVICT_ALL:
 		evict_all(sh);
+		break;
+	case OCTRL_VERIFY:
+		verify_shard(sh);
 		break;
 	case OCTRL_PAUSE:
 		atomic_fetch_add_explicit(&db->test_paused, 1, memory_order_release);
@@ -561,7 +670,7 @@ static int bootstrap_move(oshard *sh, orm *m)
 			rc = ostore_batch_put(sh->wb, t, moved[i].key, b->data, b->len);
 			continue;
 		}
-		size_t len = (size_t)(moved[i].payload >> 1);
+		size_t len = oval_nonresident_len(moved[i].payload);
 		if (grow((void **)&val, &vcap, len ? len : 1, 1))
 			rc = OMEN_ENOMEM;
 		else

@@ -1635,6 +1635,16 @@ static void test_checkpoint(void)
 	cp = open_or_bail(c, 0, OMEN_DURABLE_WAL);
 	is_int(shard_count(cp), 4, "the checkpoint opens while the source is open: 4 shards");
 	model_verify(cp, &snap, "checkpoint");
+	{
+		omen_verify_report vr;
+
+		is_int(omen_verify(NULL, &vr), OMEN_EINVAL, "omen_verify(NULL): EINVAL");
+		is_int(omen_verify(cp, &vr), OMEN_OK, "omen_verify of the checkpoint: OK");
+		ok(vr.keys == model_live(&snap) && vr.problems == 0,
+		   "  %" PRIu64 " keys checked (%zu live), %" PRIu64 " problems", vr.keys,
+		   model_live(&snap), vr.problems);
+		is_int(omen_verify(db, NULL), OMEN_OK, "omen_verify of the source (no report): OK");
+	}
 	for (size_t i = 1; i < snap.n; i += 5)
 		m_put(cp, &snap, snap.keys[i], 20);
 	model_verify(db, &m, "source, after writes to the checkpoint");

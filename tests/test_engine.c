@@ -530,6 +530,52 @@ static void test_background_rebuild(void)
 	omen_close(db);
 }
 
+/* ------------------------------------------------------------- verify */
+
+static void test_verify(void)
+{
+	char path[4096];
+	new_path(path, sizeof(path));
+	omen_options o;
+	omen_options_init(&o);
+	o.shards = 2;
+	omen_db *db;
+	if (omen_open(path, &o, &db) != OMEN_OK)
+		bail_out("open %s: %s", path, omen_errmsg());
+	const uint64_t n = 10000, step = 1000003;
+	omen_batch *b = omen_batch_new();
+	unsigned char v[64];
+	for (uint64_t i = 0; i < n; i++)
+		omen_batch_put(b, i * step, v, value_of(i * step, v));
+	omen_write(db, b);
+	omen_batch_free(b);
+	omen_verify_report r;
+	int rc = omen_verify(db, &r);
+	ok(rc == OMEN_OK && r.keys == n && r.problems == 0,
+	   "verify: a sound database: %llu keys, %llu problems (%s)", (unsigned long long)r.keys,
+	   (unsigned long long)r.problems, rc ? omen_errmsg() : "ok");
+	ok(odb_test_evict_all(db) == OMEN_OK && omen_verify(db, &r) == OMEN_OK && r.keys == n,
+	   "verify: with every value non-resident");
+	ok(omen_close(db) == OMEN_OK, "verify: close");
+
+	/* Damage behind the engine's back, then reopen: a key stored in the
+	 * wrong shard's family. */
+	ostore *st;
+	if (ostore_open(path, 0, 0, false, &st) != OMEN_OK)
+		bail_out("ostore_open: %s", omen_errmsg());
+	ostore_batch *wb = ostore_batch_new(st);
+	ostore_batch_put(wb, 1, 5, "stray", 5); /* key 5 belongs to shard 0 */
+	ok(ostore_write(st, wb, true) == OMEN_OK, "verify: store a key in the wrong family");
+	ostore_batch_free(wb);
+	ostore_close(st);
+	ok(omen_open(path, NULL, &db) == OMEN_OK, "verify: reopen");
+	rc = omen_verify(db, &r);
+	ok(rc == OMEN_ECORRUPT && r.problems == 1 && strstr(omen_errmsg(), "outside") &&
+		   strstr(omen_errmsg(), "shard 1"),
+	   "verify: the stray key is found: %s", omen_errmsg());
+	omen_close(db);
+}
+
 static void test_bad_metadata(void)
 {
 	char path[4096];
@@ -596,6 +642,7 @@ int main(void)
 	test_bootstrap();
 	test_nonresident();
 	test_background_rebuild();
+	test_verify();
 	test_close_races();
 	test_bad_metadata();
 	rm_rf(root);
