@@ -961,6 +961,10 @@ static int cmd_stats(int argc, char **argv)
 	printf("queued       %" PRIu64 "\n", st.queued);
 	printf("batches      %" PRIu64 "\n", st.batches);
 	printf("records      %" PRIu64 "\n", st.records);
+	printf("open_us      %" PRIu64 "\n", st.open_us);
+	printf("rebuild_us   %" PRIu64 "\n", st.rebuild_us);
+	if (st.storage_only)
+		printf("storage_only %u\n", st.storage_only);
 	printf("\n%-5s %20s %20s %12s %12s %12s %8s %10s %12s\n", "shard", "lo", "hi", "keys", "index_bytes",
 	       "value_bytes", "queued", "batches", "records");
 	for (unsigned s = 0; s < st.shards; s++) {
