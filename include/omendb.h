@@ -126,6 +126,11 @@ typedef struct omen_options {
 	int      create_if_missing; /* default 1                                        */
 	int      nonblocking_ingest;/* omen_ingest returns OMEN_EAGAIN instead of
 				       waiting while the shard's queue is full         */
+	double   rebalance_factor;  /* a shard holding more than this times the mean
+				       key count moves keys to its smaller neighbour,
+				       online; 0 = default (1.5), < 0 = never.  At
+				       least 1.1: a smaller factor would move keys back
+				       and forth.                                      */
 } omen_options;
 
 /* Fill *o with the defaults above.  NULL is a no-op. */
@@ -319,6 +324,10 @@ typedef struct omen_stats {
 				     index was rebuilt                           */
 	unsigned storage_only;    /* shards whose rebuild failed: they serve
 				     every read from storage (see below)         */
+	uint64_t moves;           /* boundary moves between shards (rebalancing),
+				     since open                                  */
+	uint64_t keys_moved;      /* keys those moves carried                    */
+	uint64_t move_us;         /* time the moves took, in all                 */
 } omen_stats;
 
 typedef struct omen_shard_stats {

@@ -241,6 +241,12 @@ static int check_options(const omen_options *o, unsigned *qcap)
 		oerr_set("omen_open: %u shards (the most is %u)", o->shards, OSTORE_MAX_SHARDS);
 		return OMEN_EINVAL;
 	}
+	if (o->rebalance_factor != o->rebalance_factor ||
+	    (o->rebalance_factor > 0 && o->rebalance_factor < 1.1)) {
+		oerr_set("omen_open: rebalance_factor %g (at least 1.1; 0 for the default, "
+			 "< 0 for none)", o->rebalance_factor);
+		return OMEN_EINVAL;
+	}
 	unsigned d = o->queue_depth ? o->queue_depth : DEFAULT_QUEUE_DEPTH;
 	if (d > MAX_QUEUE_DEPTH) {
 		oerr_set("omen_open: queue_depth %u (the most is %u)", d, MAX_QUEUE_DEPTH);
@@ -288,6 +294,8 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 	ck_sequence_init(&db->layout_seq);
 	pthread_mutex_init(&db->life, NULL);
 	db->durability = o.durability;
+	db->rebalance_factor = o.rebalance_factor == 0 ? 1.5 : o.rebalance_factor;
+	atomic_flag_clear(&db->moving);
 	db->nonblocking = o.nonblocking_ingest != 0;
 
 	/* An explicit shard count is checked against an existing database's
@@ -1129,6 +1137,9 @@ int omen_get_stats(omen_db *db, omen_stats *out)
 	memset(out, 0, sizeof(*out));
 	out->shards = db->nshards;
 	out->open_us = db->open_ns / 1000;
+	out->moves = atomic_load_explicit(&db->moves, memory_order_relaxed);
+	out->keys_moved = atomic_load_explicit(&db->keys_moved, memory_order_relaxed);
+	out->move_us = atomic_load_explicit(&db->move_ns, memory_order_relaxed) / 1000;
 	for (unsigned i = 0; i < db->nshards; i++) {
 		omen_shard_stats s;
 		shard_stats(db->shards[i], &s);

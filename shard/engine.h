@@ -47,6 +47,18 @@
  * model are applied before any record routed by the new model to another
  * shard: one thread's writes to one key keep their order across the
  * switch.
+ *
+ * Rebalancing: after a batch (or when idle), a worker whose shard holds
+ * more than rebalance_factor times the mean key count moves keys to its
+ * smaller neighbour, the same way: it takes db->moving (one move at a
+ * time, so two workers never wait for each other), parks the neighbour's
+ * worker at a batch boundary (an OCTRL_PARK record in its queue), moves
+ * the keys beyond the new boundary (move_keys: target tree, one atomic
+ * write of target puts + source range delete + layout, publish, grace
+ * period, drop from the source tree), forwards what its own queue holds
+ * from before the switch (a marker, as above), then releases the
+ * neighbour.  Records routed to the neighbour by the new model wait in
+ * its queue until then.
  */
 #ifndef OMEN_SHARD_ENGINE_H
 #define OMEN_SHARD_ENGINE_H
@@ -82,6 +94,7 @@ enum oshard_ctrl {
 	OCTRL_EVICT_ALL,     /* make every value non-resident (test hook)                  */
 	OCTRL_PAUSE,         /* sleep until db->test_release is set (test hook)            */
 	OCTRL_VERIFY,        /* omen_verify: check the tree against the family          */
+	OCTRL_PARK,          /* a neighbour's move: wait until it releases this worker  */
 };
 
 /* One operation of a worker batch. */
@@ -124,6 +137,10 @@ typedef struct oshard {
 	/* Written by the worker, read by stats (relaxed). */
 	_Atomic uint64_t value_bytes;
 	_Atomic uint64_t loaded;  /* keys loaded so far by the rebuild */
+	_Atomic uint64_t nkeys;   /* the tree's size, for rebalancing (a hint) */
+	/* A rebalancing move holds this worker: 1 while it waits (set by this
+	 * worker, release), back to 0 by the moving worker (futex word). */
+	atomic_uint parked;
 	_Atomic uint64_t batches, records;
 	_Atomic int failed;       /* sticky: the tree missed a committed batch */
 	_Atomic int async_error;  /* an ingested record failed since the last flush */
@@ -150,6 +167,9 @@ struct omen_db {
 	ostore *store;
 	char *path;
 	bool bootstrapping;       /* worker 0 only, after open             */
+	double rebalance_factor;  /* <= 0: no rebalancing                  */
+	atomic_flag moving;       /* one rebalancing move at a time        */
+	_Atomic uint64_t moves, keys_moved, move_ns;
 	uint64_t open_start_ns;   /* CLOCK_MONOTONIC when omen_open began   */
 	uint64_t open_ns;         /* how long omen_open took               */
 

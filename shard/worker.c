@@ -91,6 +91,14 @@ static void garbage_retire(oshard *sh)
 	sh->garbage_n = 0;
 }
 
+/* Publish t's key count for the other workers' rebalancing decisions
+ * (relaxed: a hint, never used for correctness).  Called by whichever
+ * thread writes t's tree at the moment. */
+static void count_keys(oshard *t)
+{
+	atomic_store_explicit(&t->nkeys, alex_size(t->tree), memory_order_relaxed);
+}
+
 /* ------------------------------------------------------------- create */
 
 int oshard_create(struct omen_db *db, unsigned id, unsigned queue_cap, oshard **out)
@@ -396,6 +404,7 @@ static void process(oshard *sh, size_t n, const orm *route)
 				status = OMEN_ENOMEM;
 				break;
 			}
+			count_keys(db->shards[t]);
 			i = j;
 		}
 		garbage_retire(sh);
@@ -600,6 +609,15 @@ static void run_ctrl(oshard *sh, orec *r)
 	case OCTRL_VERIFY:
 		verify_shard(sh);
 		break;
+	case OCTRL_PARK:
+		/* A neighbour moves keys into this shard: it writes this tree
+		 * and family until it sets parked back to 0. */
+		atomic_store_explicit(&sh->parked, 1, memory_order_release);
+		ofutex_wake(&sh->parked, INT_MAX);
+		while (atomic_load_explicit(&sh->parked, memory_order_acquire) == 1)
+			ofutex_wait(&sh->parked, 1, NULL);
+		count_keys(sh); /* the worker looks at the balance next */
+		break;
 	case OCTRL_PAUSE:
 		atomic_fetch_add_explicit(&db->test_paused, 1, memory_order_release);
 		while (!atomic_load_explicit(&db->test_release, memory_order_acquire))
@@ -625,34 +643,47 @@ static void gate_wait(struct omen_db *db)
 		ofutex_wait(&db->gate, 0, NULL);
 }
 
+/* A worker with nothing to do looks at the balance this often. */
+#define IDLE_CHECK_MS 100
+
 /* Keys a new database collects in shard 0 before it sets boundaries. */
 #define BOOTSTRAP_SAMPLE 4096
 
+static bool batch_has(oshard *sh, size_t n, const orec *r)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sh->recs[i] == r)
+			return true;
+	return false;
+}
+
 /*
- * Move the keys of shard 0's tree that the new model m gives to other
- * shards: insert them into those shards' trees (same payload words: a
- * blob is shared by two trees until the grace period below), commit puts
- * into their families, a range delete in family 0 and the layout in one
- * atomic write, publish m, wait a grace period (readers still routing by
- * the bootstrap model read tree 0), then drop the moved keys from tree 0
- * without freeing their blobs.  Worker 0 owns every tree: the others wait
- * at the gate.  Returns OMEN_OK with m published, or an error with
- * nothing changed (the caller frees m).
+ * Move the keys [lo, hi] of sh's tree to the shards the new model m gives
+ * them: insert them into those shards' trees (same payload words: a blob
+ * is shared by two trees until the grace period below), commit puts into
+ * their families, a range delete of [lo, hi] in sh's family and the
+ * layout of m in one atomic write, publish m, wait a grace period
+ * (readers still routing by the old model read sh's tree), then drop the
+ * moved keys from sh's tree without freeing their blobs.  The caller
+ * holds the target shards' workers (the bootstrap gate, or parked for a
+ * rebalancing move): this worker writes their trees and families.
+ * Returns OMEN_OK with m published, or an error with nothing changed (the
+ * caller frees m).  *moved_n: the keys moved.
  */
-static int bootstrap_move(oshard *sh, orm *m)
+static int move_keys(oshard *sh, orm *m, uint64_t lo, uint64_t hi, size_t *moved_n)
 {
 	struct omen_db *db = sh->db;
 	size_t cap = 0, n = 0;
 	alex_op *moved = NULL;
 	int rc = OMEN_OK;
+	*moved_n = 0;
 	ostore_batch_clear(sh->wb);
 	ck_sequence_write_begin(&db->layout_seq);
-	/* Every key of tree 0 at or above shard 1's boundary. */
 	alex_iter it;
 	uint64_t k, p;
 	orcu_read_lock();
-	alex_iter_seek(sh->tree, m->lo[1], &it);
-	while (alex_iter_next(&it, &k, &p)) {
+	alex_iter_seek(sh->tree, lo, &it);
+	while (alex_iter_next(&it, &k, &p) && k <= hi) {
 		if (grow((void **)&moved, &cap, n + 1, sizeof(alex_op))) {
 			rc = OMEN_ENOMEM;
 			break;
@@ -674,13 +705,13 @@ static int bootstrap_move(oshard *sh, orm *m)
 		if (grow((void **)&val, &vcap, len ? len : 1, 1))
 			rc = OMEN_ENOMEM;
 		else
-			rc = ostore_get(db->store, 0, moved[i].key, val, vcap, &len);
+			rc = ostore_get(db->store, sh->id, moved[i].key, val, vcap, &len);
 		if (!rc)
 			rc = ostore_batch_put(sh->wb, t, moved[i].key, val, len);
 	}
 	free(val);
 	if (!rc)
-		rc = ostore_batch_delete_range(sh->wb, 0, m->lo[1], UINT64_MAX);
+		rc = ostore_batch_delete_range(sh->wb, sh->id, lo, hi);
 	if (!rc) {
 		uint8_t buf[olayout_size(OSTORE_MAX_SHARDS)];
 		olayout_encode(m->lo, m->nshards, buf);
@@ -704,6 +735,7 @@ static int bootstrap_move(oshard *sh, orm *m)
 			atomic_fetch_add_explicit(&db->shards[t]->value_bytes, bytes,
 						  memory_order_relaxed);
 			atomic_fetch_sub_explicit(&sh->value_bytes, bytes, memory_order_relaxed);
+			count_keys(db->shards[t]);
 		}
 		i = j;
 	}
@@ -737,16 +769,36 @@ static int bootstrap_move(oshard *sh, orm *m)
 		moved[x].kind = ALEX_OP_DEL;
 	/* Deletes only shrink leaves; a failure to shrink is not an error. */
 	(void)alex_apply_batch(sh->tree, moved, n, NULL);
+	count_keys(sh);
 	free(moved);
+	*moved_n = n;
 	return OMEN_OK;
 }
 
-static bool batch_has(oshard *sh, size_t n, const orec *r)
+/*
+ * After a move to model m: everything queued to sh before now may have
+ * been routed by the previous model, to keys that m gives to another
+ * shard.  Push a marker into sh's own queue and, until it comes out,
+ * apply every record to whichever shard m says, writing the targets'
+ * trees and families (their workers are still held).  Records routed by
+ * m to a target wait in the target's queue meanwhile, so one thread's
+ * writes to one key keep their order across the move.
+ */
+static void forward_until_marker(oshard *sh, const orm *m)
 {
-	for (size_t i = 0; i < n; i++)
-		if (sh->recs[i] == r)
-			return true;
-	return false;
+	bool marked = false;
+	for (;;) {
+		if (!marked && oq_push(sh->q, &sh->gate_mark, true) == 0)
+			marked = true;
+		/* Not marked: full (pop and retry) or closed (drain to the end). */
+		size_t got = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, marked ? -1 : 0);
+		bool done = (marked && batch_has(sh, got, &sh->gate_mark)) ||
+			    (!marked && got == 0 && oq_drained(sh->q));
+		if (got)
+			process(sh, got, m);
+		if (done)
+			break;
+	}
 }
 
 /*
@@ -789,7 +841,8 @@ static void bootstrap(oshard *sh, size_t n)
 		(void)orm_from_sample(keys, k, keys, db->nshards, &nm);
 		free(keys);
 	}
-	if (!nm || bootstrap_move(sh, nm) != OMEN_OK) {
+	size_t moved;
+	if (!nm || move_keys(sh, nm, nm->lo[1], UINT64_MAX, &moved) != OMEN_OK) {
 		/* Out of memory or a storage failure: stay in bootstrap, try
 		 * again on a later batch. */
 		orm_free(nm);
@@ -797,23 +850,136 @@ static void bootstrap(oshard *sh, size_t n)
 		return;
 	}
 	process(sh, n, nm);
-	/* Everything queued before the marker may have been routed by the
-	 * bootstrap model: apply it all by the new one. */
-	bool marked = false;
-	for (;;) {
-		if (!marked && oq_push(sh->q, &sh->gate_mark, true) == 0)
-			marked = true;
-		/* Not marked: full (pop and retry) or closed (drain to the end). */
-		size_t got = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, marked ? -1 : 0);
-		bool done = (marked && batch_has(sh, got, &sh->gate_mark)) ||
-			    (!marked && got == 0 && oq_drained(sh->q));
-		if (got)
-			process(sh, got, nm);
-		if (done)
-			break;
-	}
+	forward_until_marker(sh, nm);
 	db->bootstrapping = false;
 	gate_open(db);
+}
+
+/* ---------------------------------------------------------- rebalance */
+
+/* Moves smaller than this are not worth pausing two workers for. */
+#define MOVE_MIN_KEYS 1024
+
+/* Park neighbour t's worker at a batch boundary (see engine.h).  False if
+ * its queue is closed: the database is closing. */
+static bool park(oshard *t)
+{
+	orec *r = orec_new_async();
+	if (!r)
+		return false;
+	r->kind = OREC_CTRL;
+	r->ctrl = OCTRL_PARK;
+	if (oq_push(t->q, r, false) != 0) {
+		orec_free(r);
+		return false;
+	}
+	while (atomic_load_explicit(&t->parked, memory_order_acquire) != 1)
+		ofutex_wait(&t->parked, 0, NULL);
+	return true;
+}
+
+static void unpark(oshard *t)
+{
+	atomic_store_explicit(&t->parked, 0, memory_order_release);
+	ofutex_wake(&t->parked, INT_MAX);
+}
+
+/* The key of rank `rank` (0-based) in sh's tree (its own worker). */
+static bool key_at_rank(oshard *sh, uint64_t rank, uint64_t *key)
+{
+	alex_iter it;
+	uint64_t k, p, i = 0;
+	bool found = false;
+	orcu_read_lock();
+	alex_iter_seek(sh->tree, 0, &it);
+	while (alex_iter_next(&it, &k, &p)) {
+		if (i++ == rank) {
+			*key = k;
+			found = true;
+			break;
+		}
+	}
+	orcu_read_unlock();
+	return found;
+}
+
+/*
+ * If sh holds more than rebalance_factor times the mean key count, move
+ * keys to its smaller neighbour so that the two end up even (see
+ * "Rebalancing" in engine.h).  sh's worker, between batches.
+ */
+static void maybe_rebalance(oshard *sh)
+{
+	struct omen_db *db = sh->db;
+	unsigned n = db->nshards, me = sh->id;
+	if (db->rebalance_factor <= 0 || n < 2 || closing(db))
+		return;
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += atomic_load_explicit(&db->shards[i]->nkeys, memory_order_relaxed);
+	uint64_t mine = atomic_load_explicit(&sh->nkeys, memory_order_relaxed);
+	double mean = (double)total / n;
+	if ((double)mine <= db->rebalance_factor * mean || mine < 2 * MOVE_MIN_KEYS)
+		return;
+	/* The smaller neighbour. */
+	unsigned t = me == 0 ? 1 : me == n - 1 ? n - 2 : 0;
+	if (me > 0 && me < n - 1)
+		t = atomic_load_explicit(&db->shards[me - 1]->nkeys, memory_order_relaxed) <=
+				    atomic_load_explicit(&db->shards[me + 1]->nkeys,
+							 memory_order_relaxed)
+			    ? me - 1
+			    : me + 1;
+	oshard *ts = db->shards[t];
+	uint64_t theirs = atomic_load_explicit(&ts->nkeys, memory_order_relaxed);
+	if (mine <= theirs || (mine - theirs) / 2 < MOVE_MIN_KEYS)
+		return;
+	if (!oshard_tree_ready(sh) || !oshard_tree_ready(ts))
+		return;
+	if (atomic_flag_test_and_set_explicit(&db->moving, memory_order_acquire))
+		return; /* another move runs: look again later */
+	/* Only a move (holding db->moving) or the bootstrap (before any
+	 * move: the others wait at its gate) replaces the root model, so it
+	 * stays valid without a read-side section from here on. */
+	const orm *root = ODB_DEREF(&db->root);
+	uint64_t t0 = odb_now_ns();
+	if (root->bootstrap || !park(ts)) {
+		atomic_flag_clear_explicit(&db->moving, memory_order_release);
+		return;
+	}
+	/* Exact counts now that both workers are still. */
+	mine = alex_size(sh->tree);
+	theirs = alex_size(ts->tree);
+	uint64_t amount = mine > theirs ? (mine - theirs) / 2 : 0;
+	orm *nm = NULL;
+	uint64_t b, lo, hi;
+	uint64_t *bounds = NULL;
+	if (amount >= MOVE_MIN_KEYS &&
+	    key_at_rank(sh, t > me ? mine - amount : amount, &b) &&
+	    (bounds = malloc(n * sizeof(uint64_t))) != NULL) {
+		memcpy(bounds, root->lo, n * sizeof(uint64_t));
+		orm_range(root, me, &lo, &hi);
+		if (t > me) {
+			bounds[t] = b; /* my top keys [b, hi] go right */
+			lo = b;
+		} else {
+			bounds[me] = b; /* my bottom keys [lo, b - 1] go left */
+			hi = b - 1;
+		}
+		if (orm_from_bounds(bounds, n, &nm) != 0)
+			nm = NULL;
+	}
+	free(bounds);
+	size_t moved = 0;
+	if (nm && move_keys(sh, nm, lo, hi, &moved) == OMEN_OK) {
+		forward_until_marker(sh, nm);
+		atomic_fetch_add_explicit(&db->moves, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&db->keys_moved, moved, memory_order_relaxed);
+		atomic_fetch_add_explicit(&db->move_ns, odb_now_ns() - t0, memory_order_relaxed);
+	} else {
+		orm_free(nm); /* out of memory or a storage error: nothing moved */
+	}
+	unpark(ts);
+	atomic_flag_clear_explicit(&db->moving, memory_order_release);
 }
 
 /* --------------------------------------------------------------- main */
@@ -850,21 +1016,28 @@ void *oshard_main(void *arg)
 			      memory_order_release);
 	atomic_fetch_add_explicit(&db->ready, 1, memory_order_release);
 	ofutex_wake(&db->ready, INT_MAX);
+	if (sh->rebuild_status == OMEN_OK)
+		count_keys(sh);
 	if (sh->id != 0)
 		gate_wait(db);
 	else if (db->bootstrapping && !all_trees_ready(db))
 		db->bootstrapping = false; /* cannot move keys: shard 0 takes all */
 	for (;;) {
-		size_t n = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, -1);
+		/* Idle, look at the balance now and then: a neighbour's move
+		 * may have made this shard the largest. */
+		size_t n = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, IDLE_CHECK_MS);
 		if (n == 0) {
 			if (oq_drained(sh->q))
 				break;
+			maybe_rebalance(sh);
 			continue;
 		}
-		if (sh->id == 0 && db->bootstrapping)
+		if (sh->id == 0 && db->bootstrapping) {
 			bootstrap(sh, n);
-		else
+		} else {
 			process(sh, n, NULL);
+			maybe_rebalance(sh);
+		}
 	}
 	if (sh->id == 0)
 		gate_open(db); /* closed before the first batch: let the others drain */

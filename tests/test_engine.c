@@ -530,6 +530,135 @@ static void test_background_rebuild(void)
 	omen_close(db);
 }
 
+/* ---------------------------------------------------------- rebalance */
+
+struct stable_reader {
+	omen_db *db;
+	const uint64_t *keys;
+	size_t n;
+	atomic_int *stop;
+	uint64_t gets, bad;
+};
+
+/* Reads a stable key set (written before, never changed) until told to
+ * stop: every get must find its key with its value, during every move. */
+static void *stable_reader_main(void *arg)
+{
+	struct stable_reader *r = arg;
+	unsigned char v[64];
+	size_t len;
+	uint64_t i = 0;
+	while (!atomic_load(r->stop)) {
+		uint64_t k = r->keys[i++ % r->n];
+		if (omen_get(r->db, k, v, sizeof(v), &len) != OMEN_OK || !value_ok(k, v, len))
+			r->bad++;
+		r->gets++;
+	}
+	return NULL;
+}
+
+/* Largest shard over the mean; polls (the last move may still run after
+ * the flush) for up to 20 s. */
+static double settled_imbalance(omen_db *db, unsigned nshards, uint64_t *moves)
+{
+	double worst = 0;
+	for (int tries = 0; tries < 200; tries++) {
+		uint64_t total = 0, max = 0;
+		for (unsigned s = 0; s < nshards; s++) {
+			omen_shard_stats ss;
+			omen_get_shard_stats(db, s, &ss);
+			total += ss.keys;
+			if (ss.keys > max)
+				max = ss.keys;
+		}
+		worst = total ? (double)max / ((double)total / nshards) : 0;
+		if (worst <= 1.5)
+			break;
+		usleep(100000);
+	}
+	omen_stats st;
+	omen_get_stats(db, &st);
+	*moves = st.moves;
+	return worst;
+}
+
+static void rebalance_case(const char *name, uint64_t (*key_of)(uint64_t), uint64_t n)
+{
+	char path[4096];
+	new_path(path, sizeof(path));
+	omen_options o;
+	omen_options_init(&o);
+	o.shards = 4;
+	omen_db *db;
+	if (omen_open(path, &o, &db) != OMEN_OK)
+		bail_out("open %s: %s", path, omen_errmsg());
+	/* The first keys are a stable set (the bootstrap takes the first
+	 * boundaries from them), read all along by another thread while the
+	 * rest arrive, in ascending order: every later key lands in the last
+	 * shard, and only moves can even them out. */
+	enum { NSTABLE = 8192 };
+	uint64_t *stable = malloc(NSTABLE * sizeof(uint64_t));
+	unsigned char v[64];
+	for (uint64_t i = 0; i < NSTABLE; i++) {
+		stable[i] = key_of(i);
+		omen_ingest(db, stable[i], v, value_of(stable[i], v));
+	}
+	omen_flush(db);
+	atomic_int stop = 0;
+	struct stable_reader r = { db, stable, NSTABLE, &stop, 0, 0 };
+	pthread_t th;
+	pthread_create(&th, NULL, stable_reader_main, &r);
+	uint64_t written = NSTABLE;
+	for (uint64_t i = NSTABLE; i < n; i++) {
+		uint64_t k = key_of(i);
+		omen_ingest(db, k, v, value_of(k, v));
+		written++;
+	}
+	ok(omen_flush(db) == OMEN_OK, "rebalance %s: ingest %llu keys in ascending order", name,
+	   (unsigned long long)written);
+	uint64_t moves;
+	double worst = settled_imbalance(db, 4, &moves);
+	atomic_store(&stop, 1);
+	pthread_join(th, NULL);
+	ok(worst <= 1.5 && moves > 0, "rebalance %s: largest shard %.2fx the mean after %llu moves",
+	   name, worst, (unsigned long long)moves);
+	ok(r.bad == 0 && r.gets > 0, "rebalance %s: %llu gets of a stable key set during the moves, "
+	   "%llu wrong", name, (unsigned long long)r.gets, (unsigned long long)r.bad);
+	omen_verify_report vr;
+	int rc = omen_verify(db, &vr);
+	ok(rc == OMEN_OK && vr.keys == written, "rebalance %s: omen_verify: %llu keys (%s)", name,
+	   (unsigned long long)vr.keys, rc ? omen_errmsg() : "ok");
+	ok(omen_close(db) == OMEN_OK, "rebalance %s: close", name);
+	/* Reopen: the moved layout, every key once. */
+	if (omen_open(path, NULL, &db) != OMEN_OK)
+		bail_out("reopen %s: %s", path, omen_errmsg());
+	rc = omen_verify(db, &vr);
+	uint64_t count;
+	int bad = scan_check(db, 0, UINT64_MAX, UINT64_MAX, &count);
+	ok(rc == OMEN_OK && vr.keys == written && !bad && count == written,
+	   "rebalance %s: reopened, every key once in order (%llu)", name, (unsigned long long)count);
+	omen_close(db);
+	free(stable);
+}
+
+static uint64_t ts_key(uint64_t i)
+{
+	return 1700000000000ull + i * 10;
+}
+
+/* 64 devices loaded one after another (a backfill), each in time order:
+ * the first boundaries come from the first devices' keys. */
+static uint64_t device_key(uint64_t i)
+{
+	return (i / 3125 + 1) << 44 | (1700000000000ull + i % 3125);
+}
+
+static void test_rebalance(void)
+{
+	rebalance_case("timestamps", ts_key, 200000);
+	rebalance_case("device<<44|ts", device_key, 200000);
+}
+
 /* ------------------------------------------------------------- verify */
 
 static void test_verify(void)
@@ -643,6 +772,7 @@ int main(void)
 	test_nonresident();
 	test_background_rebuild();
 	test_verify();
+	test_rebalance();
 	test_close_races();
 	test_bad_metadata();
 	rm_rf(root);
