@@ -762,6 +762,25 @@ int omen_flush(omen_db *db)
 
 /* --------------------------------------------------------------- reads */
 
+/*
+ * Read key's value from the family of the shard that owns it (outside any
+ * read-side section: storage reads block).  Routed under the layout
+ * sequence (engine.h): a move between the routing and the read would send
+ * the read to a family the key has left, so a move meanwhile means again.
+ */
+static int read_stored(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len)
+{
+	for (;;) {
+		orcu_read_lock();
+		unsigned v = ck_sequence_read_begin(&db->layout_seq);
+		unsigned s = orm_route(ODB_DEREF(&db->root), key);
+		orcu_read_unlock();
+		int rc = ostore_get(db->store, s, key, buf, cap, len);
+		if (!ck_sequence_read_retry(&db->layout_seq, v))
+			return rc;
+	}
+}
+
 int omen_get(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len)
 {
 	if (!db || !len || (!buf && cap)) {
@@ -800,19 +819,8 @@ int omen_get(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len)
 	 * hold it: the worker commits before it applies. */
 storage:
 	atomic_fetch_add_explicit(&db->users, 1, memory_order_relaxed);
-	int rc;
-	for (;;) {
-		/* Route again under the layout sequence (engine.h): a move
-		 * between the routing above and the read below would send the
-		 * read to a family the key has left. */
-		unsigned v = ck_sequence_read_begin(&db->layout_seq);
-		unsigned s = orm_route(ODB_DEREF(&db->root), key);
-		orcu_read_unlock();
-		rc = ostore_get(db->store, s, key, buf, cap, len);
-		if (!ck_sequence_read_retry(&db->layout_seq, v))
-			break;
-		orcu_read_lock();
-	}
+	orcu_read_unlock();
+	int rc = read_stored(db, key, buf, cap, len);
 	db_leave(db);
 	return rc;
 }
@@ -833,7 +841,6 @@ struct omen_iter {
 	omen_db *db;
 	uint64_t next, hi;    /* the keys not yet fetched: [next, hi]  */
 	bool done;            /* nothing left to fetch                 */
-	unsigned shard;       /* the shard of the current chunk        */
 	struct iter_ent ents[ITER_CHUNK];
 	size_t n, pos;
 	unsigned char *buf;   /* the chunk's resident values           */
@@ -988,7 +995,6 @@ static int iter_fill(omen_iter *it)
 		}
 		if (rc)
 			return rc;
-		it->shard = s;
 		if (full) {
 			if (k >= it->hi)
 				it->done = true;
@@ -1028,7 +1034,7 @@ int omen_iter_next(omen_iter *it, uint64_t *key, const void **val, size_t *len)
 		} else {
 			int rc;
 			for (;;) {
-				rc = ostore_get(it->db->store, it->shard, e->key, it->val, it->vcap, &l);
+				rc = read_stored(it->db, e->key, it->val, it->vcap, &l);
 				if (rc != OMEN_ERANGE)
 					break;
 				unsigned char *n = realloc(it->val, l);
