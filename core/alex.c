@@ -2020,37 +2020,56 @@ int alex_delete(alex_tree *t, uint64_t key)
 	return 1;
 }
 
+static void batch_apply_op(struct alex_leaf *l, const alex_op *o, alex_batch_result *r);
+
 /* Apply ops[0..n) (all routed to leaf l, ascending) in place; the leaf has
  * room for every put.  One sequence bump for the whole run: readers of
  * this leaf retry at most once per batch, and the writer pays two fenced
- * stores per leaf instead of per key. */
+ * stores per leaf instead of per key.
+ *
+ * The ops go in descending key order (equal keys still in their order):
+ * an erase fills its slot with the next key and rewrites the run of gap
+ * copies to its left, so erasing a run of neighbours in ascending order
+ * rewrites an ever longer run (quadratic: a rebalancing move that dropped
+ * 500k contiguous keys spent 40% of its time there), while in descending
+ * order every erase finds no such run. */
 static void batch_apply_leaf(alex_tree *t, struct alex_leaf *l, const alex_op *ops, size_t n,
 			     alex_batch_result *r)
 {
 	uint64_t ins0 = r->inserted, del0 = r->deleted;
 	leaf_write_begin(l);
-	for (size_t i = 0; i < n; i++) {
-		const alex_op *o = &ops[i];
-		uint32_t dist;
-		uint32_t ub = leaf_upper_bound(l, o->key, &dist);
-		int present = ub > 0 && l->slots[ub - 1].key == o->key;
-		if (o->kind == ALEX_OP_DEL) {
-			if (present) {
-				leaf_erase_at(l, ub - 1);
-				r->deleted++;
-			} else {
-				r->absent++;
-			}
-		} else if (present) {
-			leaf_set_payload(l, ub - 1, o->payload);
-			r->updated++;
-		} else {
-			leaf_insert_counted(l, o->key, o->payload, ub, dist);
-			r->inserted++;
-		}
+	for (size_t end = n; end > 0;) {
+		size_t g = end - 1;
+		while (g > 0 && ops[g - 1].key == ops[end - 1].key)
+			g--;
+		for (size_t i = g; i < end; i++)
+			batch_apply_op(l, &ops[i], r);
+		end = g;
 	}
 	leaf_write_end(l);
 	COUNT_ADD(&t->nkeys, (r->inserted - ins0) - (r->deleted - del0));
+}
+
+/* One op of batch_apply_leaf. */
+static void batch_apply_op(struct alex_leaf *l, const alex_op *o, alex_batch_result *r)
+{
+	uint32_t dist;
+	uint32_t ub = leaf_upper_bound(l, o->key, &dist);
+	int present = ub > 0 && l->slots[ub - 1].key == o->key;
+	if (o->kind == ALEX_OP_DEL) {
+		if (present) {
+			leaf_erase_at(l, ub - 1);
+			r->deleted++;
+		} else {
+			r->absent++;
+		}
+	} else if (present) {
+		leaf_set_payload(l, ub - 1, o->payload);
+		r->updated++;
+	} else {
+		leaf_insert_counted(l, o->key, o->payload, ub, dist);
+		r->inserted++;
+	}
 }
 
 /*
