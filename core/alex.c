@@ -2027,24 +2027,34 @@ static void batch_apply_op(struct alex_leaf *l, const alex_op *o, alex_batch_res
  * this leaf retry at most once per batch, and the writer pays two fenced
  * stores per leaf instead of per key.
  *
- * The ops go in descending key order (equal keys still in their order):
- * an erase fills its slot with the next key and rewrites the run of gap
- * copies to its left, so erasing a run of neighbours in ascending order
- * rewrites an ever longer run (quadratic: a rebalancing move that dropped
- * 500k contiguous keys spent 40% of its time there), while in descending
- * order every erase finds no such run. */
+ * Deletes go in descending key order, puts in ascending order: an erase
+ * fills its slot with the next key and rewrites the run of gap copies to
+ * its left, so erasing a run of neighbours in ascending order rewrites an
+ * ever longer run (a rebalancing move that dropped 500k contiguous keys
+ * spent 40% of its time there), while in descending order every erase
+ * finds no such run; and an insert shifts the keys after it, so a run of
+ * inserts at a leaf's end is cheap only in ascending order.  With
+ * distinct keys the order changes nothing else; a run with repeated keys
+ * (later op wins) goes in plain order.
+ */
 static void batch_apply_leaf(alex_tree *t, struct alex_leaf *l, const alex_op *ops, size_t n,
 			     alex_batch_result *r)
 {
 	uint64_t ins0 = r->inserted, del0 = r->deleted;
+	bool distinct = true;
+	for (size_t i = 1; i < n && distinct; i++)
+		distinct = ops[i].key != ops[i - 1].key;
 	leaf_write_begin(l);
-	for (size_t end = n; end > 0;) {
-		size_t g = end - 1;
-		while (g > 0 && ops[g - 1].key == ops[end - 1].key)
-			g--;
-		for (size_t i = g; i < end; i++)
+	if (!distinct) {
+		for (size_t i = 0; i < n; i++)
 			batch_apply_op(l, &ops[i], r);
-		end = g;
+	} else {
+		for (size_t i = n; i > 0; i--)
+			if (ops[i - 1].kind == ALEX_OP_DEL)
+				batch_apply_op(l, &ops[i - 1], r);
+		for (size_t i = 0; i < n; i++)
+			if (ops[i].kind != ALEX_OP_DEL)
+				batch_apply_op(l, &ops[i], r);
 	}
 	leaf_write_end(l);
 	COUNT_ADD(&t->nkeys, (r->inserted - ins0) - (r->deleted - del0));

@@ -579,6 +579,13 @@ static double settled_imbalance(omen_db *db, unsigned nshards, uint64_t *moves)
 	omen_stats st;
 	omen_get_stats(db, &st);
 	*moves = st.moves;
+	if (worst > 1.5)
+		for (unsigned s = 0; s < nshards; s++) {
+			omen_shard_stats ss;
+			omen_get_shard_stats(db, s, &ss);
+			diag("shard %u [%#llx, %#llx] %llu keys", s, (unsigned long long)ss.lo,
+			     (unsigned long long)ss.hi, (unsigned long long)ss.keys);
+		}
 	return worst;
 }
 
