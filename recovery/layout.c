@@ -51,12 +51,22 @@ void olayout_format_encode(uint8_t buf[OLAYOUT_FORMAT_LEN])
 	put_u32(buf + 8, OLAYOUT_FORMAT);
 }
 
-long olayout_format_check(const uint8_t *buf, size_t len)
+long olayout_format_version(const uint8_t *buf, size_t len)
 {
 	if (len != OLAYOUT_FORMAT_LEN || memcmp(buf, magic, 8) != 0)
 		return -1;
-	uint32_t v = get_u32(buf + 8);
-	return v == OLAYOUT_FORMAT ? 0 : (long)v;
+	return (long)get_u32(buf + 8);
+}
+
+long olayout_format_check(const uint8_t *buf, size_t len)
+{
+	long v = olayout_format_version(buf, len);
+
+	if (v < 0)
+		return -1;
+	if (v == OLAYOUT_FORMAT)
+		return 0;
+	return v == 0 ? -2 : v;
 }
 
 size_t olayout_size(unsigned nshards)
@@ -81,9 +91,12 @@ int olayout_decode(const uint8_t *buf, size_t len, unsigned max_shards, uint64_t
 		*why = "layout record too short";
 		return -1;
 	}
+	/* n is believed only as far as it says where the checksum is: a
+	 * length that disagrees with it (truncated or extended record, or a
+	 * damaged n) is refused before the checksum is even looked at. */
 	uint32_t n = get_u32(buf + 4);
-	if (n == 0 || n > max_shards || len != olayout_size(n)) {
-		*why = "layout record size does not match its shard count";
+	if (n == 0 || len != olayout_size(n)) {
+		*why = "layout record size does not match its shard count (truncated or damaged)";
 		return -1;
 	}
 	size_t body = 8 + 8 * (size_t)n;
@@ -93,6 +106,10 @@ int olayout_decode(const uint8_t *buf, size_t len, unsigned max_shards, uint64_t
 	}
 	if (get_u32(buf) != 1) {
 		*why = "unknown layout record version";
+		return -1;
+	}
+	if (n > max_shards) {
+		*why = "layout record names more shards than the database has";
 		return -1;
 	}
 	for (uint32_t i = 0; i < n; i++) {

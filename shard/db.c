@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -140,84 +141,290 @@ static void teardown(omen_db *db)
 	free(db);
 }
 
-/* Read and check the metadata of the store; set db->root. */
-static int load_layout(omen_db *db)
+/*
+ * Metadata checks.  check_meta reads the records of an existing store and
+ * refuses anything it cannot vouch for, with a message that starts with
+ * the path and names the record: it runs twice, on the read-only view
+ * before the store is opened for writing (meta_check_view, so a refused
+ * database is not modified) and on the open store (load_layout, which
+ * keeps the root model).
+ *   format   missing: a database never written to (ostore_never_written)
+ *            is one whose creation stopped before its first metadata
+ *            write, and load_layout finishes it (*fresh); any other is
+ *            refused: the record is flushed to a table file when the
+ *            database is created, so no lost WAL explains its absence.
+ *            Not 12 bytes with our magic: refused.  Another version, older
+ *            (0 included) or newer: refused, naming both, never misread.
+ *   layout   decoded with its checksum; its shard count must be the number
+ *            of shard families.  Missing: legitimate only for a
+ *            multi-shard database whose first batch has not yet set the
+ *            boundaries (bootstrap, engine.h), when every key is still in
+ *            shard 0; a key in any other family means the boundaries were
+ *            lost, and routing without them would misread the database.
+ */
+static int meta_err(const char *path, const char *rec, int rc)
 {
-	unsigned n = ostore_nshards(db->store);
-	uint8_t fmt[OLAYOUT_FORMAT_LEN + 1];
-	size_t len;
-	int rc = ostore_meta_get(db->store, OLAYOUT_FORMAT_KEY, fmt, sizeof(fmt), &len);
-	size_t lsz = olayout_size(n);
-	uint8_t *lbuf = malloc(lsz + 1);
-	if (!lbuf)
-		return OMEN_ENOMEM;
-	size_t llen = 0;
-	int lrc = ostore_meta_get(db->store, OLAYOUT_KEY, lbuf, lsz + 1, &llen);
-	if (rc == OMEN_ENOTFOUND && lrc == OMEN_ENOTFOUND) {
-		/* A new database (or one whose creation stopped before its
-		 * first metadata write: nothing else can have been written). */
-		olayout_format_encode(fmt);
-		rc = ostore_meta_put(db->store, OLAYOUT_FORMAT_KEY, fmt, OLAYOUT_FORMAT_LEN, true);
-		if (!rc && n == 1) {
-			uint64_t lo0 = 0;
-			olayout_encode(&lo0, 1, lbuf);
-			rc = ostore_meta_put(db->store, OLAYOUT_KEY, lbuf, olayout_size(1), true);
+	char why[OERR_MSG_MAX];
+
+	snprintf(why, sizeof(why), "%s", omen_errmsg());
+	oerr_set("%s: reading the metadata record \"%s\": %s", path, rec, why);
+	return rc;
+}
+
+/* Does any shard family but shard 0 hold a key?  1 yes, 0 no, or an
+ * OMEN code (negative). */
+static int keys_beyond_shard0(ostore *st, unsigned *where)
+{
+	for (unsigned s = 1; s < ostore_nshards(st); s++) {
+		ostore_iter *it;
+		int rc = ostore_iter_new(st, s, &it);
+		if (rc)
+			return rc;
+		ostore_iter_seek_first(it);
+		bool any = ostore_iter_valid(it);
+		rc = ostore_iter_status(it);
+		ostore_iter_free(it);
+		if (rc)
+			return rc;
+		if (any) {
+			*where = s;
+			return 1;
 		}
-		if (!rc) {
-			db->root = orm_bootstrap(n);
-			rc = db->root ? OMEN_OK : OMEN_ENOMEM;
+	}
+	return 0;
+}
+
+static int check_meta(ostore *st, const char *path, bool *fresh, orm **root)
+{
+	unsigned n = ostore_nshards(st);
+	uint8_t fmt[OLAYOUT_FORMAT_LEN];
+	size_t len = 0, llen = 0;
+	*fresh = false;
+	if (root)
+		*root = NULL;
+
+	int rc = ostore_meta_get(st, OLAYOUT_FORMAT_KEY, fmt, sizeof(fmt), &len);
+	int lrc = ostore_meta_get(st, OLAYOUT_KEY, NULL, 0, &llen);
+	if (rc != OMEN_OK && rc != OMEN_ENOTFOUND && rc != OMEN_ERANGE)
+		return meta_err(path, OLAYOUT_FORMAT_KEY, rc);
+	if (lrc != OMEN_OK && lrc != OMEN_ENOTFOUND && lrc != OMEN_ERANGE)
+		return meta_err(path, OLAYOUT_KEY, lrc);
+	if (rc == OMEN_ENOTFOUND) {
+		if (lrc == OMEN_ENOTFOUND && ostore_never_written(st)) {
+			*fresh = true;
+			return OMEN_OK;
 		}
-		free(lbuf);
-		return rc;
-	}
-	if (rc == OMEN_ERANGE || (rc == OMEN_OK && olayout_format_check(fmt, len) < 0) ||
-	    rc == OMEN_ENOTFOUND) {
-		oerr_set("%s: no valid OmenDB format record in the metadata", db->path);
-		rc = OMEN_ECORRUPT;
-	} else if (rc == OMEN_OK && olayout_format_check(fmt, len) > 0) {
-		oerr_set("%s: written in format version %ld; this library reads version %u",
-			 db->path, olayout_format_check(fmt, len), OLAYOUT_FORMAT);
-		rc = OMEN_ECORRUPT;
-	}
-	if (rc) {
-		free(lbuf);
-		return rc;
-	}
-	if (lrc == OMEN_ENOTFOUND) {
-		/* Created, never written: boundaries come from the first batch. */
-		free(lbuf);
-		if (n == 1) {
-			oerr_set("%s: the layout record is missing", db->path);
-			return OMEN_ECORRUPT;
-		}
-		db->root = orm_bootstrap(n);
-		return db->root ? OMEN_OK : OMEN_ENOMEM;
-	}
-	if (lrc == OMEN_ERANGE) {
-		free(lbuf);
-		oerr_set("%s: the layout record does not match the %u shard families", db->path, n);
+		oerr_set("%s: the format record (metadata \"%s\") is missing: not an OmenDB "
+			 "database, or a damaged one",
+			 path, OLAYOUT_FORMAT_KEY);
 		return OMEN_ECORRUPT;
 	}
-	if (lrc) {
-		free(lbuf);
-		return lrc;
+	long v = rc == OMEN_OK ? olayout_format_version(fmt, len) : -1;
+	if (v < 0) {
+		oerr_set("%s: the format record (metadata \"%s\") is damaged: %zu bytes that "
+			 "are not an OmenDB format record",
+			 path, OLAYOUT_FORMAT_KEY, len);
+		return OMEN_ECORRUPT;
 	}
-	uint64_t *lo = malloc(n * sizeof(uint64_t));
+	if (v != OLAYOUT_FORMAT) {
+		oerr_set("%s: written in format version %ld, %s this library's version %u, "
+			 "which cannot read it: refused rather than misread",
+			 path, v, v < OLAYOUT_FORMAT ? "older than" : "newer than", OLAYOUT_FORMAT);
+		return OMEN_ECORRUPT;
+	}
+
+	if (lrc == OMEN_ENOTFOUND) {
+		unsigned where = 0;
+		if (n == 1) {
+			oerr_set("%s: the layout record (metadata \"%s\") is missing", path,
+				 OLAYOUT_KEY);
+			return OMEN_ECORRUPT;
+		}
+		rc = keys_beyond_shard0(st, &where);
+		if (rc < 0)
+			return rc;
+		if (rc > 0) {
+			oerr_set("%s: the layout record (metadata \"%s\") is missing, but shard %u "
+				 "holds keys: the shard boundaries are lost",
+				 path, OLAYOUT_KEY, where);
+			return OMEN_ECORRUPT;
+		}
+		/* Created, not yet bootstrapped: boundaries come from the
+		 * first batch. */
+		if (root && !(*root = orm_bootstrap(n)))
+			return OMEN_ENOMEM;
+		return OMEN_OK;
+	}
+
+	uint8_t *lbuf = malloc(llen ? llen : 1);
+	uint64_t *lo = malloc(OSTORE_MAX_SHARDS * sizeof(uint64_t));
 	unsigned ln = 0;
 	const char *why = NULL;
-	if (!lo) {
-		free(lbuf);
-		return OMEN_ENOMEM;
+	rc = OMEN_ENOMEM;
+	if (!lbuf || !lo)
+		goto out;
+	rc = ostore_meta_get(st, OLAYOUT_KEY, lbuf, llen, &llen);
+	if (rc) {
+		rc = meta_err(path, OLAYOUT_KEY, rc);
+		goto out;
 	}
-	if (olayout_decode(lbuf, llen, n, lo, &ln, &why) != 0 || ln != n) {
-		oerr_set("%s: %s", db->path,
-			 why ? why : "the layout record does not match the shard families");
-		rc = OMEN_ECORRUPT;
+	rc = OMEN_ECORRUPT;
+	if (olayout_decode(lbuf, llen, OSTORE_MAX_SHARDS, lo, &ln, &why) != 0) {
+		oerr_set("%s: the layout record (metadata \"%s\", %zu bytes) is damaged: %s", path,
+			 OLAYOUT_KEY, llen, why);
+	} else if (ln > n) {
+		oerr_set("%s: the layout record describes %u shards but there are %u shard "
+			 "families: shard-%u%s is missing",
+			 path, ln, n, n, ln - n > 1 ? " and above" : "");
+	} else if (ln < n) {
+		oerr_set("%s: the layout record describes %u shards but there are %u shard "
+			 "families", path, ln, n);
+	} else if (!root) {
+		rc = OMEN_OK;
 	} else {
-		rc = orm_from_bounds(lo, n, &db->root) == 0 ? OMEN_OK : OMEN_ECORRUPT;
+		int r = orm_from_bounds(lo, n, root);
+		if (r == -ENOMEM)
+			rc = OMEN_ENOMEM;
+		else if (r != 0)
+			oerr_set("%s: the layout record's shard boundaries are not ascending from 0",
+				 path);
+		else
+			rc = OMEN_OK;
 	}
+out:
 	free(lo);
 	free(lbuf);
+	return rc;
+}
+
+/* ostore_check_fn: the metadata, on the read-only view at open. */
+static int meta_check_view(ostore *view, void *arg)
+{
+	const omen_db *db = arg;
+	bool fresh;
+	return check_meta(view, db->path, &fresh, NULL);
+}
+
+/* Read and check the metadata of the open store; set db->root.  A fresh
+ * database (new, or its creation interrupted) gets its format record, and
+ * a one-shard database its layout, flushed to a table file at once: then
+ * no later loss of the WAL can make the database look new. */
+static int load_layout(omen_db *db)
+{
+	bool fresh;
+	int rc = check_meta(db->store, db->path, &fresh, &db->root);
+	if (rc || !fresh)
+		return rc;
+	unsigned n = ostore_nshards(db->store);
+	uint8_t fmt[OLAYOUT_FORMAT_LEN];
+	olayout_format_encode(fmt);
+	rc = ostore_meta_put(db->store, OLAYOUT_FORMAT_KEY, fmt, OLAYOUT_FORMAT_LEN, true);
+	if (!rc && n == 1) {
+		uint64_t lo0 = 0;
+		uint8_t lb[16 + 8];
+		olayout_encode(&lo0, 1, lb);
+		rc = ostore_meta_put(db->store, OLAYOUT_KEY, lb, olayout_size(1), true);
+	}
+	if (!rc)
+		rc = ostore_flush_meta(db->store);
+	if (!rc) {
+		db->root = orm_bootstrap(n);
+		rc = db->root ? OMEN_OK : OMEN_ENOMEM;
+	}
+	return rc;
+}
+
+/* Remove a directory of plain files (a RocksDB directory we made). */
+static void rm_flat_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		char p[4096];
+		while ((e = readdir(d)) != NULL) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+/*
+ * Create a new database at path, all or nothing.  RocksDB creates its
+ * files and then the families one at a time, and nothing marks the end:
+ * a process killed meanwhile left a directory that never opened again
+ * (stress/stress_crash found it).  So the database is built in a sibling
+ * directory "<path>.omen-new-XXXXXX" (every family, the format record
+ * and, for one shard, the layout record, all synced), renamed into place
+ * (rename(2) replaces a missing or empty directory atomically) and the
+ * parent directory synced.  A crash before the rename leaves path as it
+ * was, and a sibling that nothing reads.
+ */
+static int create_db(const char *path, unsigned nshards, size_t cache)
+{
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	char *tmp = malloc(n + 32), *parent = malloc(n + 2);
+	if (!tmp || !parent) {
+		free(tmp);
+		free(parent);
+		return OMEN_ENOMEM;
+	}
+	snprintf(tmp, n + 32, "%.*s.omen-new-XXXXXX", (int)n, path);
+	const char *slash = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (path[i] == '/')
+			slash = path + i;
+	snprintf(parent, n + 2, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1,
+		 slash ? path : ".");
+	int rc = OMEN_OK;
+	if (!mkdtemp(tmp)) {
+		oerr_set("%s: cannot create the database next to it (%s): %s", path, tmp,
+			 strerror(errno));
+		rc = errno == ENOENT ? OMEN_ENOTFOUND : OMEN_EIO;
+		goto out;
+	}
+	ostore *st;
+	rc = ostore_open(tmp, nshards, cache, true, &st);
+	if (rc)
+		goto out_rm;
+	uint8_t fmt[OLAYOUT_FORMAT_LEN];
+	olayout_format_encode(fmt);
+	rc = ostore_meta_put(st, OLAYOUT_FORMAT_KEY, fmt, OLAYOUT_FORMAT_LEN, true);
+	if (!rc && nshards == 1) {
+		uint64_t lo0 = 0;
+		uint8_t lbuf[olayout_size(1)];
+		olayout_encode(&lo0, 1, lbuf);
+		rc = ostore_meta_put(st, OLAYOUT_KEY, lbuf, olayout_size(1), true);
+	}
+	/* Close flushes the memtables: the records are in table files. */
+	ostore_close(st);
+	if (rc)
+		goto out_rm;
+	if (rename(tmp, path) != 0) {
+		int e = errno;
+		oerr_set("%s: cannot move the new database into place: %s", path, strerror(e));
+		/* Someone else made it meanwhile (ENOTEMPTY/EEXIST): busy. */
+		rc = e == ENOTEMPTY || e == EEXIST ? OMEN_EBUSY : OMEN_EIO;
+		goto out_rm;
+	}
+	int fd = open(parent, O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || fsync(fd) != 0) {
+		oerr_set("%s: syncing %s: %s", path, parent, strerror(errno));
+		rc = OMEN_EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	goto out;
+out_rm:
+	rm_flat_dir(tmp);
+out:
+	free(tmp);
+	free(parent);
 	return rc;
 }
 
@@ -303,7 +510,9 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 	 * leaves the directory untouched. */
 	rc = ostore_open_checked(path, o.shards, cache, false, meta_check_view, db, &db->store);
 	if (rc == OMEN_ENOTFOUND && o.create_if_missing) {
-		rc = ostore_open(path, o.shards ? o.shards : online_cpus(), cache, true, &db->store);
+		rc = create_db(path, o.shards ? o.shards : online_cpus(), cache);
+		if (rc == OMEN_OK)
+			rc = ostore_open(path, 0, cache, false, &db->store);
 	}
 	if (rc)
 		goto fail;
@@ -618,7 +827,9 @@ static int submit_batch(omen_db *db, const omen_batch *b, bool wait)
 		left = keep;
 		if (rc || left == 0)
 			break;
-		if (db->nonblocking && nsent == 0) {
+		/* nonblocking_ingest concerns the ingest calls; omen_write
+		 * waits for its acknowledgement anyway, so it waits for room. */
+		if (!wait && db->nonblocking && nsent == 0) {
 			rc = OMEN_EAGAIN;
 			break;
 		}

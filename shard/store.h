@@ -15,6 +15,9 @@
  *              numeric order of the uint64_t keys, so an iterator returns
  *              keys ascending and a range delete covers a numeric range.
  *   values     byte strings, stored as given (length 0 is legal).
+ *   files      RocksDB's, plus OMENDB-SESSION: one line the store writes
+ *              at each open and clean close, which the next open checks
+ *              the database against (store.c, "The session file").
  *
  * Durability: every family shares one WAL (RocksDB's default), so one
  * ostore_write of a batch that spans families is atomic across them, and a
@@ -57,6 +60,23 @@ typedef struct ostore_iter ostore_iter;
  *   create       create the directory (its last component) and the
  *                database when missing.
  *
+ * An existing database is validated before it is opened for writing (see
+ * "Opening, and refusing damaged databases" in store.c): whether this or
+ * another process has it open, its family list, a read-only open of every
+ * family (every table file opened and its size checked, the WAL replayed
+ * with its checksums verified), and the session file the store keeps
+ * beside RocksDB's files (OMENDB-SESSION: a WAL that a crashed session
+ * needs is gone, the database recovers to fewer writes than it was last
+ * opened or closed with, a shard family that was there is gone).  A
+ * database that fails is not modified at all, not even RocksDB's LOG
+ * (one exception: damage inside a table file's filter block is found by
+ * the read-write open, after RocksDB has rotated its LOG).  A WAL whose
+ * last record is incomplete (what kill -9 can leave) is accepted, that
+ * record dropped; a WAL record that fails its checksum is refused.
+ *
+ * Thread-safety: any thread, for any path; a second open of a directory
+ * this process has open (or is opening) is OMEN_EBUSY.
+ *
  * Returns OMEN_OK and *out, or on failure sets *out = NULL and returns:
  *   OMEN_ENOTFOUND  path does not exist, or is an empty directory, and
  *                   create is false;
@@ -64,22 +84,48 @@ typedef struct ostore_iter ostore_iter;
  *   OMEN_ECORRUPT   a non-empty directory that is not a database (no
  *                   CURRENT file: refused before RocksDB could write into
  *                   it), a database whose family names are not ours, or
- *                   RocksDB reports "Corruption";
+ *                   whose files fail validation: RocksDB reports
+ *                   "Corruption", or a file that CURRENT or the MANIFEST
+ *                   names is missing, or the session file's checks fail;
  *   OMEN_EBUSY      the directory is already open, in this or another
  *                   process (RocksDB's LOCK file is held);
  *   OMEN_ENOMEM     allocation failed;
- *   OMEN_EIO        anything else RocksDB reports (its text in oerr_set).
+ *   OMEN_EIO        the files cannot be read (permission, I/O error), or
+ *                   anything else RocksDB reports.
+ * The message (oerr_set) starts with path and says what is wrong (which
+ * file or family), then RocksDB's text if it has one.
  * Only a successful open, or one creating a new database, writes to path.
  */
 int ostore_open(const char *path, unsigned nshards, size_t cache_bytes, bool create,
 		ostore **out);
 
+/*
+ * A check of an existing database's contents, run by ostore_open_checked
+ * on a read-only view of it before anything is opened for writing: the
+ * view serves ostore_meta_get, ostore_get, ostore_iter_* and
+ * ostore_never_written (writes to it fail with OMEN_EIO).  Returns OMEN_OK or
+ * an OMEN code with a message (oerr_set), which ostore_open_checked
+ * returns; the view is closed either way.  Runs on the opening thread.
+ */
+typedef int (*ostore_check_fn)(ostore *view, void *arg);
+
+/* ostore_open, with check (may be NULL) run on an existing database
+ * (never on one this call creates) after the store's own validation. */
+int ostore_open_checked(const char *path, unsigned nshards, size_t cache_bytes, bool create,
+			ostore_check_fn check, void *arg, ostore **out);
+
 /* Close the store and free it (NULL is a no-op).  Unflushed memtables are
- * safe: their records are in the WAL.  See the thread-safety note above. */
+ * safe: their records are in the WAL (and the session file then tells the
+ * next open that the WAL is needed).  See the thread-safety note above. */
 void ostore_close(ostore *st);
 
 /* Number of shard families.  Constant while open. */
 unsigned ostore_nshards(const ostore *st);
+
+/* True when nothing was ever written to the database: RocksDB's sequence
+ * number is 0 (each put, delete and range delete takes one) and the
+ * directory holds no table file.  Any thread. */
+bool ostore_never_written(const ostore *st);
 
 /* ------------------------------------------------------------- batches */
 
@@ -181,6 +227,10 @@ void ostore_iter_free(ostore_iter *it);
  * the WAL into memtables, which costs as much as the writes did.
  */
 int ostore_flush(ostore *st);
+
+/* Flush the meta family's memtable and wait: its records are then in a
+ * table file, and no longer depend on the WAL. */
+int ostore_flush_meta(ostore *st);
 
 /*
  * Flush one shard family's memtable and wait.  Before values are made
