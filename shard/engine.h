@@ -39,10 +39,11 @@
  * model and waits a grace period.  After it no reader still routes by the
  * bootstrap model, and no producer is still pushing a record it routed by
  * it (producers route and push inside one read-side section); the moved
- * keys are dropped from tree 0.  Worker 0 then pushes a marker into its
- * own queue and, until it pops the marker, applies each record to
- * whichever shard the new model says, writing every shard's tree and
- * family itself: the other workers are at the gate and touch nothing.
+ * keys are dropped from tree 0.  Every record routed by the bootstrap
+ * model is in worker 0's queue by then, and the queue's count covers
+ * them: worker 0 pops that many and applies each record to whichever
+ * shard the new model says, writing every shard's tree and family
+ * itself: the other workers are at the gate and touch nothing.
  * Then it opens the gate.  So records routed to shard 0 by the bootstrap
  * model are applied before any record routed by the new model to another
  * shard: one thread's writes to one key keep their order across the
@@ -56,7 +57,7 @@
  * the keys beyond the new boundary (move_keys: target tree, one atomic
  * write of target puts + source range delete + layout, publish, grace
  * period, drop from the source tree), forwards what its own queue holds
- * from before the switch (a marker, as above), then releases the
+ * from before the switch (its count, as above), then releases the
  * neighbour.  Records routed to the neighbour by the new model wait in
  * its queue until then.
  */
@@ -90,8 +91,7 @@ enum {
 
 /* Worker commands (orec.ctrl of OREC_CTRL records). */
 enum oshard_ctrl {
-	OCTRL_GATE_MARK = 1, /* bootstrap: everything before it was routed by the old model */
-	OCTRL_EVICT_ALL,     /* make every value non-resident (test hook)                  */
+	OCTRL_EVICT_ALL = 1, /* make every value non-resident (test hook)                  */
 	OCTRL_PAUSE,         /* sleep until db->test_release is set (test hook)            */
 	OCTRL_VERIFY,        /* omen_verify: check the tree against the family          */
 	OCTRL_PARK,          /* a neighbour's move: wait until it releases this worker  */
@@ -132,7 +132,6 @@ typedef struct oshard {
 	oblob **garbage;
 	size_t garbage_n, garbage_cap;
 	ostore_batch *wb;
-	orec gate_mark;           /* worker 0's bootstrap marker          */
 
 	/* Written by the worker, read by stats (relaxed). */
 	_Atomic uint64_t value_bytes;

@@ -121,8 +121,6 @@ int oshard_create(struct omen_db *db, unsigned id, unsigned queue_cap, oshard **
 	sh->wb = ostore_batch_new(db->store);
 	if (!sh->recs || !sh->wb)
 		goto fail;
-	sh->gate_mark.kind = OREC_CTRL;
-	sh->gate_mark.ctrl = OCTRL_GATE_MARK;
 	*out = sh;
 	return OMEN_OK;
 fail:
@@ -430,8 +428,6 @@ static void process(oshard *sh, size_t n, const orm *route)
 	for (size_t i = 0; i < nctrl; i++) {
 		orec *r = sh->recs[i];
 		run_ctrl(sh, r);
-		if (r == &sh->gate_mark)
-			continue;
 		if (r->async)
 			orec_free(r);
 		else
@@ -649,14 +645,6 @@ static void gate_wait(struct omen_db *db)
 /* Keys a new database collects in shard 0 before it sets boundaries. */
 #define BOOTSTRAP_SAMPLE 4096
 
-static bool batch_has(oshard *sh, size_t n, const orec *r)
-{
-	for (size_t i = 0; i < n; i++)
-		if (sh->recs[i] == r)
-			return true;
-	return false;
-}
-
 /*
  * Move the keys [lo, hi] of sh's tree to the shards the new model m gives
  * them: insert them into those shards' trees (same payload words: a blob
@@ -776,28 +764,31 @@ static int move_keys(oshard *sh, orm *m, uint64_t lo, uint64_t hi, size_t *moved
 }
 
 /*
- * After a move to model m: everything queued to sh before now may have
- * been routed by the previous model, to keys that m gives to another
- * shard.  Push a marker into sh's own queue and, until it comes out,
- * apply every record to whichever shard m says, writing the targets'
- * trees and families (their workers are still held).  Records routed by
- * m to a target wait in the target's queue meanwhile, so one thread's
- * writes to one key keep their order across the move.
+ * After a move to model m (its grace period over): records queued to sh
+ * before the switch may have been routed by the previous model, to keys
+ * that m gives to another shard.  Apply them to whichever shard m says,
+ * writing the targets' trees and families (their workers are still
+ * held); records routed by m to a target wait in the target's queue
+ * meanwhile, so one thread's writes to one key keep their order across
+ * the move.  Which records: producers route and push inside one
+ * read-side section, so after the grace period every record routed by
+ * the previous model is in the queue, and oq_depth counts at least those
+ * (a push reserves its count first); the queue is FIFO and this worker
+ * its only consumer, so that many pops take them all (and maybe a few
+ * routed by m, which m routes the same).  A marker pushed into the queue
+ * would say the same, but producers that keep the queue full can keep a
+ * marker out for as long as they write.
  */
-static void forward_until_marker(oshard *sh, const orm *m)
+static void forward_queued(oshard *sh, const orm *m)
 {
-	bool marked = false;
-	for (;;) {
-		if (!marked && oq_push(sh->q, &sh->gate_mark, true) == 0)
-			marked = true;
-		/* Not marked: full (pop and retry) or closed (drain to the end). */
-		size_t got = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, marked ? -1 : 0);
-		bool done = (marked && batch_has(sh, got, &sh->gate_mark)) ||
-			    (!marked && got == 0 && oq_drained(sh->q));
-		if (got)
-			process(sh, got, m);
-		if (done)
-			break;
+	size_t left = oq_depth(sh->q);
+	while (left > 0) {
+		size_t got = oq_pop_batch(sh->q, sh->recs,
+					  left < OSHARD_BATCH_MAX ? left : OSHARD_BATCH_MAX, -1);
+		if (got == 0)
+			break; /* closed and drained */
+		process(sh, got, m);
+		left -= got;
 	}
 }
 
@@ -850,7 +841,7 @@ static void bootstrap(oshard *sh, size_t n)
 		return;
 	}
 	process(sh, n, nm);
-	forward_until_marker(sh, nm);
+	forward_queued(sh, nm);
 	db->bootstrapping = false;
 	gate_open(db);
 }
@@ -971,7 +962,7 @@ static void maybe_rebalance(oshard *sh)
 	free(bounds);
 	size_t moved = 0;
 	if (nm && move_keys(sh, nm, lo, hi, &moved) == OMEN_OK) {
-		forward_until_marker(sh, nm);
+		forward_queued(sh, nm);
 		atomic_fetch_add_explicit(&db->moves, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&db->keys_moved, moved, memory_order_relaxed);
 		atomic_fetch_add_explicit(&db->move_ns, odb_now_ns() - t0, memory_order_relaxed);
