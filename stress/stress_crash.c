@@ -21,6 +21,14 @@
  *     database sets its shard boundaries (once shard 0 holds 4096 keys:
  *     the key universe has 12288 and writes reach that many in a cycle or
  *     two) and while it is created.
+ *     One cycle in 4 on a multi-shard database is skewed (one in 2 with
+ *     --smoke; one more in 4 while its boundaries are not set), so that the rebalancer moves keys
+ *     between shards (a shard holding more than 1.5 times the mean key
+ *     count, and at least 2048, moves keys to its smaller neighbour:
+ *     "Rebalancing" in shard/engine.h): its writers sweep the key space
+ *     (skew_pick).  Half the skewed cycles that would kill at a delay
+ *     after the open aim the kill at a move instead: a random 0 to 1.5 ms
+ *     after the child sees one starting (MOVING below).
  *  2. It starts the writer as a separate process: fork, then execv of
  *     /proc/self/exe with --child and the plan.  Not a bare fork: the
  *     parent opens the database in-process between cycles, and the
@@ -39,6 +47,14 @@
  *     value of (key, version) is a function of them (value_of), 0 to 200
  *     bytes, those of 16 bytes and more starting with the key and the
  *     version: the parent tells exactly which version it finds.
+ *     In a skewed cycle each writer instead sweeps its slots in ascending
+ *     key order, putting keys ahead and deleting them again a window
+ *     (1536 to 2048 keys per writer) behind: a window of live keys
+ *     sliding up the key space, timestamps kept for a while.  The shards
+ *     it has left empty, the one it is in fills, and keys move.  While a
+ *     new database's boundaries are not set the sweep only puts, from the
+ *     lowest keys: the boundaries fall there, and the sweep then piles
+ *     keys into the last shard.
  *  4. The child reports through a pipe in fixed 32-byte messages.  Each
  *     write() carries whole messages and at most PIPE_BUF bytes, so it is
  *     atomic: messages of several threads interleave but never mix.
@@ -49,7 +65,15 @@
  *               record of that op is acknowledged;
  *       OPENED, CLOSING (before omen_close), CLOSED (omen_close returned
  *               OMEN_OK: every record queued before is acknowledged),
- *       ERROR   an API call failed (the child also prints why, and exits).
+ *       ERROR   an API call failed (the child also prints why, and exits);
+ *     and, on a multi-shard database, from the child's main thread, which
+ *     polls the shards' stats every 0.25 ms (child_monitor):
+ *       LAYOUT  each layout (every shard's key range) it sees, and whether
+ *               a move published it;
+ *       MOVING  a move seen starting: a shard's key count jumped while its
+ *               worker committed nothing (a mover inserting into the
+ *               neighbour it parked, before committing; a heuristic);
+ *       MOVES   omen_get_stats' move count rose (a move ended).
  *     Invariant the parent relies on: a writer has at most one open
  *     (unacknowledged) op, and a key's records in flight all belong to the
  *     open op of the key's writer.
@@ -72,6 +96,14 @@
  *     model takes what was found (in-flight records resolved), and the
  *     parent closes the database.  After a clean close nothing may be in
  *     flight.
+ *     Where a kill landed relative to moves: after one (the cycle reported
+ *     a move), and provably inside one after its commit when the layout
+ *     that survived is not the last one the child saw (committed, not yet
+ *     seen published) or the child saw a move's layout but not yet the
+ *     move counted (grace period, drop from the source's index,
+ *     forwarding of its queue), either to within a poll of the child.
+ *     The summary lines count moves, the cycles with moves and those
+ *     kills.
  *
  * Nothing depends on when omen_open returns relative to the rebuild of
  * the in-memory indexes: the parent only reads through the API.  No timing
@@ -100,6 +132,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -236,10 +269,22 @@ static size_t value_of(uint64_t key, uint64_t version, uint8_t *buf)
 #define VFMT "%" PRIu64 ":%" PRIu64
 #define VARG(v) (uint64_t)((v) >> 32), (uint64_t)((v) & UINT32_MAX)
 
+/* A hash of a database's layout: every shard's key range, as
+ * omen_get_shard_stats reports it (n shards). */
+static uint64_t layout_hash(const omen_shard_stats *ss, unsigned n)
+{
+	uint64_t h = n;
+
+	for (unsigned i = 0; i < n; i++)
+		h = mix64(mix64(h ^ ss[i].lo) ^ ss[i].hi);
+	return h;
+}
+
 /* ------------------------------------------------------------ messages */
 
 enum msg_type {
-	MSG_OPENED = 1, MSG_INTENT, MSG_ACK, MSG_CLOSING, MSG_CLOSED, MSG_ERROR, MSG_MOVES,
+	MSG_OPENED = 1, MSG_INTENT, MSG_ACK, MSG_CLOSING, MSG_CLOSED, MSG_ERROR,
+	MSG_LAYOUT, MSG_MOVING, MSG_MOVES,
 };
 enum call_kind { CALL_PUT, CALL_DELETE, CALL_WRITE, CALL_INGEST, CALL_INGEST_BATCH };
 
@@ -253,17 +298,20 @@ struct msg {
 	uint8_t type;      /* enum msg_type                                    */
 	uint8_t writer;    /* INTENT, ACK, ERROR: the writer (ERROR: WRITERS for
 			      the child's main thread)                         */
-	uint8_t kind;      /* INTENT: enum call_kind                           */
-	uint8_t present;   /* INTENT: 1 a put, 0 a delete                      */
-	uint32_t slot;     /* INTENT: the key's slot; MOVES: stats.move_us
-			      (saturated)                                      */
+	uint8_t kind;      /* INTENT: enum call_kind; LAYOUT: 1 if the
+			      boundaries are set                               */
+	uint8_t present;   /* INTENT: 1 a put, 0 a delete; LAYOUT: 1 if it
+			      replaces a layout with boundaries set (a move)   */
+	uint32_t slot;     /* INTENT: the key's slot; MOVING: the shard that
+			      gained keys; MOVES: stats.move_us (saturated)    */
 	uint64_t op;       /* INTENT, ACK: the op, ascending per writer;
-			      MOVES: stats.moves                               */
+			      LAYOUT: its layout_hash; MOVES: stats.moves      */
 	uint64_t call;     /* INTENT: the API call carrying the record,
 			      ascending per writer; ERROR: the negated code;
 			      MOVES: stats.keys_moved                          */
-	uint64_t version;  /* INTENT: the record's version; MOVES: when the
-			      child saw the count (CLOCK_MONOTONIC, ns)        */
+	uint64_t version;  /* INTENT: the record's version; LAYOUT, MOVING,
+			      MOVES: when the child saw it (CLOCK_MONOTONIC,
+			      ns)                                              */
 };
 
 _Static_assert(sizeof(struct msg) == 32, "struct msg has no padding");
@@ -288,6 +336,9 @@ static struct {
 					     its sweep (about)                  */
 	uint32_t *order[WRITERS];         /* each writer's slots, ascending keys */
 } g_skew;
+static _Atomic uint64_t g_heads[WRITERS]; /* each writer's sweep head (relaxed:
+				     keeps the sweeps together, a hint)        */
+#define SWEEP_SLACK 256           /* how far a sweep may run ahead of another */
 static atomic_bool g_booted;      /* the database's shard boundaries are set
 				     (the main thread watches; relaxed: a hint
 				     for skew_pick, nothing else)              */
@@ -370,21 +421,37 @@ static uint32_t pick_slot(struct writer *w)
  * ascending key order from g_skew.start (wrapping), putting the key at
  * its head and deleting, behind it, the key at its tail, so that about
  * g_skew.window of its keys stay live: a window of keys that slides up
- * the key space, the shape of timestamps kept for a while.  Shards the
- * window has left empty, the shard it is in fills, and the rebalancer
- * moves keys (a shard needs 2048 keys and 1.5 times the mean).  Until the
- * database has its shard boundaries (a new one takes them once shard 0
- * holds 4096 keys) the sweep only puts, from the lowest keys (the parent
- * passes start 0): the boundaries fall in the low part of the key space
- * and the sweep then piles keys into the last shard.  *present says
+ * the key space, the shape of timestamps kept for a while.  The tail
+ * starts ahead of the window (see child_main): the sweep first deletes
+ * the keys outside it.  The shards the window has left are empty, the
+ * one it is in fills, and the rebalancer moves keys (a shard needs 2048
+ * keys and 1.5 times the mean); as the window slides on, again.  Until
+ * the database has its shard boundaries (a new one takes them once shard
+ * 0 holds 4096 keys) the sweep only puts, from the lowest keys (the
+ * parent passes start 0): the boundaries fall in the low part of the key
+ * space and the sweep then piles keys into the last shard.  *present says
  * whether the record is a put; puts_only: omen_ingest, which has no
  * deletes.
  */
 static uint32_t skew_pick(struct writer *w, bool puts_only, bool *present)
 {
-	uint64_t live = w->head - w->tail;
+	uint64_t live = w->head - w->tail, slowest = w->head, i;
 	bool put;
 
+	for (unsigned o = 0; o < WRITERS; o++) {
+		uint64_t h = atomic_load_explicit(&g_heads[o], memory_order_relaxed);
+
+		if (h < slowest)
+			slowest = h;
+	}
+	if (live > 0 && w->head > slowest + SWEEP_SLACK) {
+		/* Ahead of another writer's sweep (a large batch, a stalled
+		 * thread): wait for it, writing a live key again, so that
+		 * the three sweeps stay one window. */
+		*present = true;
+		i = w->tail + rng_below(&w->rng, live < KEYS_PER_WRITER ? live : KEYS_PER_WRITER);
+		return g_skew.order[w->id][(g_skew.start + i) % KEYS_PER_WRITER];
+	}
 	if (puts_only || !atomic_load_explicit(&g_booted, memory_order_relaxed))
 		put = true;
 	else if (live >= g_skew.window)
@@ -394,8 +461,13 @@ static uint32_t skew_pick(struct writer *w, bool puts_only, bool *present)
 	else
 		put = rng_below(&w->rng, 2) == 0;
 	*present = put;
-	return g_skew.order[w->id][(g_skew.start + (put ? w->head++ : w->tail++)) %
-	                           KEYS_PER_WRITER];
+	if (put) {
+		i = w->head++;
+		atomic_store_explicit(&g_heads[w->id], w->head, memory_order_relaxed);
+	} else {
+		i = w->tail++;
+	}
+	return g_skew.order[w->id][(g_skew.start + i) % KEYS_PER_WRITER];
 }
 
 /* Queue the INTENT of one record of the current call; returns its
@@ -695,58 +767,116 @@ static void skew_init(const struct child_args *a)
 	free(all);
 }
 
-/* Are the shard boundaries of this (multi-shard) database set? */
-static bool child_booted(void)
+/* The shard stats of every shard (n of them) into ss; fails the child if
+ * a call fails. */
+static void child_shard_stats(unsigned n, omen_shard_stats *ss)
 {
-	omen_shard_stats ss;
-	int rc = omen_get_shard_stats(g_db, 1, &ss);
+	for (unsigned i = 0; i < n; i++) {
+		int rc = omen_get_shard_stats(g_db, i, &ss[i]);
 
-	if (rc != OMEN_OK)
-		child_fail(WRITERS, rc, "omen_get_shard_stats");
-	return ss.lo <= ss.hi;
+		if (rc != OMEN_OK)
+			child_fail(WRITERS, rc, "omen_get_shard_stats");
+	}
 }
 
 /*
  * The main thread of a multi-shard database's child, until `until`
- * (now_sec): every MONITOR_SEC it looks whether the boundaries are set
- * (g_booted) and, once every shard's index is rebuilt (omen_get_stats
- * waits for them, and would hold up a timed close), reads the move count
- * and reports each change (MSG_MOVES).  A move completes before it is
- * counted: a report comes at most MONITOR_SEC plus a call after it.
+ * (now_sec).  Every MONITOR_SEC it reads every shard's stats and
+ *  - sets g_booted once the boundaries are set;
+ *  - reports each layout it sees (MSG_LAYOUT: its layout_hash, whether
+ *    it replaces a set layout, i.e. a move published it), the first one
+ *    included;
+ *  - reports a move seen starting (MSG_MOVING): a shard's key count rose
+ *    by MOVING_KEYS or more while its worker committed no batch (its
+ *    batches count unchanged).  Only another worker adds keys to a shard
+ *    that way: a mover, into the neighbour it parked, once it has built
+ *    the move's storage write and right before committing it (or a new
+ *    database's bootstrap).  A heuristic, for aiming kills: a worker's
+ *    own large batch seen between its apply and its count may pass too;
+ *  - reads the move count (omen_get_stats, which waits for every index
+ *    rebuild, so only once they are done; every STATS_SEC, and at every
+ *    poll for MOVE_END_SEC after a layout change until the count rises)
+ *    and reports each change (MSG_MOVES).  A move is counted once it has
+ *    ended (after its grace period and the forwarding of its queue).
+ * Reads come in this order, so the parent can tell where in a move the
+ * child was: the layout, then the count.
  */
-#define MONITOR_SEC 0.001
+#define MONITOR_SEC 0.00025
+#define STATS_SEC 0.005
+#define MOVE_END_SEC 0.02
+#define MOVING_KEYS 768
 
-static void child_monitor(unsigned shards, double until)
+static void child_monitor(unsigned n, double until)
 {
-	bool rebuilt = false;
-	uint64_t reported = 0;
-	double now;
+	omen_shard_stats *ss = xcalloc(n, sizeof(*ss));
+	uint64_t *base_keys = xcalloc(n, sizeof(*base_keys));
+	uint64_t *base_batches = xcalloc(n, sizeof(*base_batches));
+	uint64_t layout = 0, moves = 0;
+	bool first = true, layout_booted = false, rebuilt = false;
+	double now, t_stats = 0, watch_until = 0;
 
 	while ((now = now_sec()) < until) {
-		sleep_sec(until - now < MONITOR_SEC ? until - now : MONITOR_SEC);
-		if (!atomic_load_explicit(&g_booted, memory_order_relaxed) && child_booted())
-			atomic_store_explicit(&g_booted, true, memory_order_relaxed);
-		for (unsigned i = 0; !rebuilt; i++) {
-			omen_shard_stats ss;
-			int rc;
+		bool booted;
+		uint64_t h;
 
-			if (i == shards) {
-				rebuilt = true;
-				break;
-			}
-			rc = omen_get_shard_stats(g_db, i, &ss);
-			if (rc != OMEN_OK)
-				child_fail(WRITERS, rc, "omen_get_shard_stats");
-			if (ss.rebuilding)
-				break;
+		if (!first)
+			sleep_sec(until - now < MONITOR_SEC ? until - now : MONITOR_SEC);
+		child_shard_stats(n, ss);
+		now = now_sec();
+		booted = ss[1].lo <= ss[1].hi;
+		if (booted && !atomic_load_explicit(&g_booted, memory_order_relaxed))
+			atomic_store_explicit(&g_booted, true, memory_order_relaxed);
+		h = layout_hash(ss, n);
+		if (first || h != layout) {
+			struct msg m = {
+				.type = MSG_LAYOUT, .present = !first && layout_booted,
+				.kind = booted, .op = h, .version = (uint64_t)(now * 1e9),
+			};
+
+			send_msgs(&m, 1);
+			if (!first)
+				watch_until = now + MOVE_END_SEC;
+			layout = h;
+			layout_booted = booted;
 		}
-		if (rebuilt) {
+		first = false;
+		if (!rebuilt) {
+			rebuilt = true;
+			for (unsigned i = 0; i < n; i++)
+				rebuilt = rebuilt && !ss[i].rebuilding;
+			for (unsigned i = 0; i < n && rebuilt; i++) {
+				base_keys[i] = ss[i].keys;
+				base_batches[i] = ss[i].batches;
+			}
+			if (!rebuilt)
+				continue;
+		}
+		/* The base of a shard: its key count when its batch count last
+		 * changed (or the count fell, or a jump was reported). */
+		for (unsigned i = 0; i < n; i++) {
+			bool still = ss[i].batches == base_batches[i];
+
+			if (still && ss[i].keys >= base_keys[i] + MOVING_KEYS) {
+				struct msg m = {
+					.type = MSG_MOVING, .slot = i,
+					.version = (uint64_t)(now * 1e9),
+				};
+
+				send_msgs(&m, 1);
+			} else if (still && ss[i].keys >= base_keys[i]) {
+				continue;
+			}
+			base_keys[i] = ss[i].keys;
+			base_batches[i] = ss[i].batches;
+		}
+		if (now < watch_until || now - t_stats >= STATS_SEC) {
 			omen_stats st;
 			int rc = omen_get_stats(g_db, &st);
 
 			if (rc != OMEN_OK)
 				child_fail(WRITERS, rc, "omen_get_stats");
-			if (st.moves != reported) {
+			t_stats = now;
+			if (st.moves != moves) {
 				struct msg m = {
 					.type = MSG_MOVES, .op = st.moves, .call = st.keys_moved,
 					.slot = st.move_us > UINT32_MAX ? UINT32_MAX :
@@ -755,10 +885,14 @@ static void child_monitor(unsigned shards, double until)
 				};
 
 				send_msgs(&m, 1);
-				reported = st.moves;
+				moves = st.moves;
+				watch_until = 0;
 			}
 		}
 	}
+	free(ss);
+	free(base_keys);
+	free(base_batches);
 }
 
 static int child_main(int argc, char **argv)
@@ -779,7 +913,18 @@ static int child_main(int argc, char **argv)
 	send_simple(MSG_OPENED, 0, 0, 0);
 	if (a.skew)
 		skew_init(&a);
-	atomic_store_explicit(&g_booted, a.db_shards < 2 || child_booted(), memory_order_relaxed);
+	/* Before the writers start: skew_pick looks at it from the first
+	 * record on. */
+	if (a.db_shards >= 2) {
+		omen_shard_stats ss[2];
+
+		child_shard_stats(2, ss);
+		atomic_store_explicit(&g_booted, ss[1].lo <= ss[1].hi, memory_order_relaxed);
+	} else {
+		atomic_store_explicit(&g_booted, true, memory_order_relaxed);
+	}
+	for (unsigned i = 0; i < WRITERS; i++)
+		atomic_store_explicit(&g_heads[i], KEYS_PER_WRITER, memory_order_relaxed);
 
 	for (unsigned i = 0; i < WRITERS; i++) {
 		w[i] = (struct writer){
@@ -789,6 +934,13 @@ static int child_main(int argc, char **argv)
 			.batch = omen_batch_new(),
 		};
 		w[i].cursor = (uint32_t)rng_below(&w[i].rng, KEYS_PER_WRITER);
+		/* The sweep's live stretch [tail, head) starts as all but the
+		 * window ahead of the start: deletes clear it first, so the
+		 * keys earlier cycles left are gone early.  Before the
+		 * boundaries are set it starts empty (a new database). */
+		w[i].head = KEYS_PER_WRITER;
+		w[i].tail = atomic_load_explicit(&g_booted, memory_order_relaxed) ?
+		            g_skew.window : KEYS_PER_WRITER;
 		if (w[i].batch == NULL)
 			child_fail(i, OMEN_ENOMEM, "omen_batch_new");
 		if (pthread_create(&w[i].thread, NULL, writer_main, &w[i]) != 0)
@@ -850,11 +1002,17 @@ struct plan {
 	double kill_delay;       /* END_KILL, s                            */
 	double close_after;      /* END_KILL_IN_CLOSE, END_CLEAN: s of writing */
 	double close_kill_delay; /* END_KILL_IN_CLOSE: s after CLOSING      */
-	unsigned skew_draw;      /* 0 (and 1 while the boundaries are not set):
-				    a skewed cycle, on >= 2 shards          */
+	unsigned skew_draw;      /* below skew_share (one more while the
+				    boundaries are not set): a skewed cycle,
+				    on >= 2 shards                          */
+	unsigned skew_share;     /* of 4: 1, 2 with --smoke                 */
 	bool skew;               /* decided by run_cycle                    */
 	uint32_t skew_start;     /* skew_pick's start and window; start 0   */
 	uint32_t skew_window;    /* while the boundaries are not set        */
+	bool aim;                /* a skewed END_KILL cycle, delay from the
+				    open: kill aim_delay after the first
+				    MOVING, or span after the open         */
+	double aim_delay, span;  /* s                                       */
 };
 
 /* Every draw is made whatever the earlier ones gave, so that a plan's
@@ -883,10 +1041,15 @@ static void make_plan(struct plan *p, uint64_t seed, unsigned cycle, bool smoke)
 	p->close_after = rng_unit(&r, span);
 	p->close_kill_delay = rng_below(&r, 4) == 0 ? 0 : rng_unit(&r, 0.02);
 	p->skew_draw = (unsigned)rng_below(&r, 4);
+	p->skew_share = smoke ? 2 : 1;
 	p->skew_start = (uint32_t)rng_below(&r, KEYS_PER_WRITER);
-	/* Each writer keeps 1024..2048 keys live: 3072..6144 in all, enough
-	 * for a shard of 2048 when the window is mostly in one. */
-	p->skew_window = KEYS_PER_WRITER / 4 + (uint32_t)rng_below(&r, KEYS_PER_WRITER / 4 + 1);
+	/* Each writer keeps 1536..2048 keys live: 4608..6144 in all, so
+	 * that the window holds 2048 more keys in one shard than in a
+	 * neighbour it has left (4 shards) or not reached (2 shards). */
+	p->skew_window = KEYS_PER_WRITER * 3 / 8 + (uint32_t)rng_below(&r, KEYS_PER_WRITER / 8 + 1);
+	p->aim = rng_below(&r, 2) == 0;
+	p->aim_delay = rng_below(&r, 4) == 0 ? 0 : rng_unit(&r, 0.0015);
+	p->span = span;
 }
 
 static void print_plan(FILE *f, const struct plan *p, unsigned cycle, unsigned shards)
@@ -901,8 +1064,12 @@ static void print_plan(FILE *f, const struct plan *p, unsigned cycle, unsigned s
 		        p->skew_window);
 	switch (p->end) {
 	case END_KILL:
-		fprintf(f, "kill %.1f ms after %s\n", p->kill_delay * 1e3,
-		        p->kill_from_spawn ? "spawn" : "open");
+		if (p->aim)
+			fprintf(f, "kill %.2f ms after a move is seen starting (else %.1f ms "
+			        "after open)\n", p->aim_delay * 1e3, p->span * 1e3);
+		else
+			fprintf(f, "kill %.1f ms after %s\n", p->kill_delay * 1e3,
+			        p->kill_from_spawn ? "spawn" : "open");
 		break;
 	case END_KILL_IN_CLOSE:
 		fprintf(f, "close after %.1f ms, kill %.1f ms into it\n", p->close_after * 1e3,
@@ -962,6 +1129,14 @@ struct totals {
 	uint64_t inflight_keys, applied, not_applied, same;
 	uint64_t batches_checked;/* in-flight batches of 1-shard databases
 				    checked whole or absent                */
+	uint64_t skewed;         /* skewed cycles                          */
+	uint64_t moves, keys_moved, move_us; /* reported by the children  */
+	uint64_t moving_cycles;  /* cycles with a move reported            */
+	uint64_t moving_kills;   /* kills after a reported move or inside one */
+	uint64_t aimed_kills;    /* kills aimed at a MOVING                */
+	uint64_t in_move_kills;  /* kills inside a move after its commit:  */
+	uint64_t unseen_kills;   /* its layout not yet seen by the child,  */
+	uint64_t uncounted_kills;/* or seen but the move not yet counted   */
 	uint64_t lost, phantom, torn, other;
 };
 
@@ -980,6 +1155,8 @@ struct ctx {
 	unsigned shards;          /* the database's shard count          */
 	bool exists;              /* some omen_open of it succeeded      */
 	bool bootstrapped;        /* its shard boundaries are set        */
+	bool layout_ok;           /* the last verify read the layout:    */
+	uint64_t layout;          /* its layout_hash                     */
 	struct totals t;
 	uint64_t cycle_failures;  /* of the current cycle                */
 };
@@ -1035,8 +1212,12 @@ struct child_run {
 	int child_error;                    /* an ERROR's code, else 0      */
 	uint64_t intents;
 	uint64_t moves, keys_moved, move_us;/* the last MOVES: since open  */
-	double t_move;                      /* when the child saw the last
-					       move count rise (now_sec)    */
+	bool layout_known;                  /* a LAYOUT came               */
+	bool layout_booted;                 /* its boundaries are set      */
+	uint64_t layout;                    /* the last LAYOUT's hash      */
+	uint64_t layout_moves;              /* LAYOUTs that a move published */
+	uint64_t movings;                   /* MOVINGs                     */
+	bool aimed;                         /* the kill is aimed at one    */
 };
 
 /* A line about a cycle, starting with its number and seed. */
@@ -1119,7 +1300,7 @@ static void on_msg(struct ctx *c, const struct plan *p, struct child_run *r, con
 		r->opened = true;
 		c->exists = true;
 		if (p->end == END_KILL && !p->kill_from_spawn)
-			r->deadline = now + p->kill_delay;
+			r->deadline = now + (p->aim ? p->span : p->kill_delay);
 		break;
 	case MSG_INTENT:
 		on_intent(c, r, m);
@@ -1145,13 +1326,26 @@ static void on_msg(struct ctx *c, const struct plan *p, struct child_run *r, con
 	case MSG_ERROR:
 		r->child_error = -(int)m->call;
 		break;
+	case MSG_LAYOUT:
+		r->layout_known = true;
+		r->layout_booted = m->kind != 0;
+		r->layout = m->op;
+		r->layout_moves += m->present != 0;
+		break;
+	case MSG_MOVING:
+		r->movings++;
+		if (p->aim && !r->aimed && !r->killed) {
+			r->aimed = true;
+			if (now + p->aim_delay < r->deadline)
+				r->deadline = now + p->aim_delay;
+		}
+		break;
 	case MSG_MOVES:
 		if (m->op <= r->moves)
 			TEST_DIE("MOVES %" PRIu64 " after %" PRIu64, m->op, r->moves);
 		r->moves = m->op;
 		r->keys_moved = m->call;
 		r->move_us = m->slot;
-		r->t_move = (double)m->version * 1e-9;
 		break;
 	default:
 		TEST_DIE("bad message type %u from the child", m->type);
@@ -1165,8 +1359,8 @@ static pid_t spawn_child(struct ctx *c, const struct plan *p, unsigned cycle, in
 	unsigned shards = p->fresh || !c->exists || p->pass_shards ? c->shards : 0;
 	char a_fd[16], a_cycle[16], a_seed[32], a_shards[16], a_qd[16], a_close[32], a_parent[16];
 	char a_dbshards[16], a_skew_start[16], a_skew_window[16];
-	const char *args[32];
-	char *argv[32];
+	const char *args[40];
+	char *argv[40];
 	int fds[2], n = 0;
 	pid_t parent = getpid(), pid;
 
@@ -1261,8 +1455,9 @@ static void watch_child(struct ctx *c, const struct plan *p, struct child_run *r
 	for (;;) {
 		double now = now_sec(), until;
 		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+		struct timespec ts;
 		ssize_t got;
-		int ms, n;
+		int n;
 
 		if (!r->killed && now - r->t_spawn >= HANG_SEC) {
 			r->hung = true;
@@ -1281,8 +1476,15 @@ static void watch_child(struct ctx *c, const struct plan *p, struct child_run *r
 		until = r->killed ? now + 1 : r->deadline;
 		if (until > r->t_spawn + HANG_SEC)
 			until = r->t_spawn + HANG_SEC;
-		ms = until <= now ? 0 : until - now >= 1 ? 1000 : 1 + (int)((until - now) * 1e3);
-		n = poll(&pfd, 1, ms);
+		if (until <= now)
+			until = now;
+		else if (until - now > 1)
+			until = now + 1;
+		/* ppoll: to the microsecond (aimed kills come within a
+		 * millisecond of their moment). */
+		ts.tv_sec = (time_t)(until - now);
+		ts.tv_nsec = (long)((until - now - (double)ts.tv_sec) * 1e9);
+		n = ppoll(&pfd, 1, &ts, NULL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -1615,6 +1817,21 @@ static void verify(struct ctx *c, unsigned cycle, const struct plan *p)
 			c->t.bootstraps++;
 		}
 	}
+	/* The layout that survived, for run_cycle to compare with the last
+	 * one the child saw. */
+	c->layout_ok = false;
+	if (c->shards > 1) {
+		omen_shard_stats *ss = xcalloc(c->shards, sizeof(*ss));
+		unsigned i = 0;
+
+		while (i < c->shards && omen_get_shard_stats(db, i, &ss[i]) == OMEN_OK)
+			i++;
+		if (i == c->shards) {
+			c->layout_ok = true;
+			c->layout = layout_hash(ss, c->shards);
+		}
+		free(ss);
+	}
 
 	/* The model takes what was found: in-flight records are resolved. */
 	for (size_t s = 0; s < NKEYS; s++) {
@@ -1664,10 +1881,20 @@ static void run_cycle(struct ctx *c, unsigned cycle, uint64_t seed)
 		c->bootstrapped = c->shards == 1;
 		c->t.fresh++;
 	}
+	/* One cycle in 4 on a multi-shard database is skewed (2 with
+	 * --smoke), one more while its boundaries are not set; then the
+	 * sweep starts at the lowest keys (skew_pick). */
+	p.skew = c->shards >= 2 && p.skew_draw < p.skew_share + !c->bootstrapped;
+	if (p.skew && !c->bootstrapped)
+		p.skew_start = 0;
+	c->t.skewed += p.skew;
 	/* The delay counts from OPENED instead while the database may not
 	 * exist yet, unless kills during its creation are asked for. */
 	if (!c->create_kills && !c->exists)
 		p.kill_from_spawn = false;
+	/* Half the skewed cycles that kill at a delay from the open aim at a
+	 * move instead. */
+	p.aim = p.aim && p.skew && p.end == END_KILL && !p.kill_from_spawn;
 	if (c->verbose) {
 		print_plan(stdout, &p, cycle, c->shards);
 		fflush(stdout);
@@ -1697,6 +1924,7 @@ static void run_cycle(struct ctx *c, unsigned cycle, uint64_t seed)
 	} else if (r.killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
 		c->t.kills++;
 		c->t.close_kills += r.closing;
+		c->t.aimed_kills += r.aimed;
 	} else {
 		cycle_say(cycle, &p, "the child ended on its own (%s)%s\n",
 		          why, r.killed ? " as it was being killed" : "");
@@ -1709,12 +1937,46 @@ static void run_cycle(struct ctx *c, unsigned cycle, uint64_t seed)
 				TEST_DIE("records in flight after CLOSED");
 	}
 
+	c->t.moves += r.moves;
+	c->t.keys_moved += r.keys_moved;
+	c->t.move_us += r.move_us;
+	c->t.moving_cycles += r.moves > 0;
+
 	verify(c, cycle, &p);
+	/*
+	 * Where the kill landed relative to moves (every message came before
+	 * the child died).  A kill while the child was still watching (not
+	 * in omen_close) landed inside a move after its commit if the layout
+	 * that survived is not the last one the child saw (it was committed,
+	 * not yet published or seen), or the child saw a move's layout but
+	 * not yet the move counted (its grace period, the drop from the
+	 * source index, the forwarding of its queue).  Either within a poll
+	 * of the child (MONITOR_SEC and a call) of the event.
+	 */
+	if (r.killed && !r.closed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+		bool unseen = !r.closing && r.layout_known && r.layout_booted && c->layout_ok &&
+		              c->layout != r.layout;
+		bool uncounted = !r.closing && r.layout_moves > r.moves;
+
+		c->t.moving_kills += r.moves > 0 || unseen || uncounted;
+		c->t.in_move_kills += unseen || uncounted;
+		c->t.unseen_kills += unseen;
+		c->t.uncounted_kills += uncounted && !unseen;
+		if (c->verbose && (unseen || uncounted))
+			printf("cycle %u: the kill landed inside a move, after its commit (%s)\n",
+			       cycle, unseen ? "its layout survived, unseen by the child" :
+			                       "published, not yet counted");
+	}
 	c->t.cycles++;
-	if (c->verbose)
-		printf("cycle %u: %s, %" PRIu64 " records intended, %s\n", cycle,
-		       r.closed ? "closed" : r.killed ? "killed" : "died", r.intents,
-		       c->cycle_failures ? "FAILED" : "ok");
+	if (c->verbose) {
+		printf("cycle %u: %s, %" PRIu64 " records intended, ", cycle,
+		       r.closed ? "closed" : r.killed ? "killed" : "died", r.intents);
+		if (r.moves > 0 || r.movings > 0)
+			printf("%" PRIu64 " moves of %" PRIu64 " keys (%.1f ms), %" PRIu64
+			       " seen starting%s, ", r.moves, r.keys_moved, (double)r.move_us / 1e3,
+			       r.movings, r.aimed ? ", the kill aimed at one" : "");
+		printf("%s\n", c->cycle_failures ? "FAILED" : "ok");
+	}
 	if (c->cycle_failures) {
 		if (!c->verbose)
 			print_plan(stdout, &p, cycle, c->shards);
@@ -1739,14 +2001,20 @@ static void print_totals(const struct ctx *c, const char *head, double t0)
 
 	printf("%s seed %" PRIu64 ", %" PRIu64 " cycles (%" PRIu64 " kills, %" PRIu64
 	       " of them in omen_close; %" PRIu64 " clean closes; %" PRIu64 " fresh; %" PRIu64
-	       " boundary settings), %" PRIu64 " acknowledged writes, %" PRIu64 " key checks, %"
-	       PRIu64 " in-flight writes resolved on %" PRIu64 " keys (%" PRIu64 " applied, %"
-	       PRIu64 " not, %" PRIu64 " either), %" PRIu64 " batches whole, lost=%" PRIu64
-	       " phantom=%" PRIu64 " torn=%" PRIu64 " other=%" PRIu64 ", %.1f s\n", head, c->seed,
-	       t->cycles, t->kills, t->close_kills, t->clean, t->fresh,
-	       t->bootstraps, t->acked, t->keys_checked, t->inflight_recs, t->inflight_keys,
-	       t->applied, t->not_applied, t->same, t->batches_checked, t->lost, t->phantom,
-	       t->torn, t->other, now_sec() - t0);
+	       " boundary settings; %" PRIu64 " skewed), %" PRIu64 " moves of %" PRIu64
+	       " keys (%.1f ms each) in %" PRIu64 " cycles, %" PRIu64 " kills after or in a move (%"
+	       PRIu64 " aimed at one seen starting; %" PRIu64 " inside one after its commit: %"
+	       PRIu64 " unseen, %" PRIu64 " uncounted), %" PRIu64 " acknowledged writes, %" PRIu64
+	       " key checks, %" PRIu64 " in-flight writes resolved on %" PRIu64 " keys (%" PRIu64
+	       " applied, %" PRIu64 " not, %" PRIu64 " either), %" PRIu64 " batches whole, lost=%"
+	       PRIu64 " phantom=%" PRIu64 " torn=%" PRIu64 " other=%" PRIu64 ", %.1f s\n", head,
+	       c->seed, t->cycles, t->kills, t->close_kills, t->clean, t->fresh, t->bootstraps,
+	       t->skewed, t->moves, t->keys_moved,
+	       t->moves ? (double)t->move_us / 1e3 / (double)t->moves : 0.0, t->moving_cycles,
+	       t->moving_kills, t->aimed_kills, t->in_move_kills, t->unseen_kills,
+	       t->uncounted_kills, t->acked, t->keys_checked,
+	       t->inflight_recs, t->inflight_keys, t->applied, t->not_applied, t->same,
+	       t->batches_checked, t->lost, t->phantom, t->torn, t->other, now_sec() - t0);
 	fflush(stdout);
 }
 
@@ -1884,7 +2152,18 @@ int main(int argc, char **argv)
 	}
 	print_totals(&c, failed ? "stress_crash: FAILED," : "stress_crash: passed,", t0);
 	if (!failed && !c.keep) {
+		char pat[4300];
+		glob_t g;
+
 		apitest_rm_tree(c.db);
+		/* And the siblings in which kills cut a database's creation
+		 * short (shard/db.c, create_db: nothing reads them). */
+		snprintf(pat, sizeof(pat), "%s.omen-new-*", c.db);
+		if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
+			for (size_t i = 0; i < g.gl_pathc; i++)
+				apitest_rm_tree(g.gl_pathv[i]);
+			globfree(&g);
+		}
 		if (c.base_created)
 			rmdir(c.base);
 	} else {
