@@ -227,25 +227,34 @@ static void test_bootstrap(void)
 
 /* ------------------------------------------------------ non-resident */
 
-static void test_nonresident(void)
+/* A new database of `shards` shards at a fresh path (written to path),
+ * holding keys i * step for i < n with value_of's values, written in one
+ * omen_write. */
+static omen_db *open_loaded(char *path, size_t cap, unsigned shards, uint64_t n, uint64_t step)
 {
-	char path[4096];
-	new_path(path, sizeof(path));
+	new_path(path, cap);
 	omen_options o;
 	omen_options_init(&o);
-	o.shards = 2;
+	o.shards = shards;
 	omen_db *db;
 	if (omen_open(path, &o, &db) != OMEN_OK)
 		bail_out("open %s: %s", path, omen_errmsg());
-	const uint64_t n = 20000;
 	omen_batch *b = omen_batch_new();
 	unsigned char v[64];
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t k = i * 7919;
-		omen_batch_put(b, k, v, value_of(k, v));
-	}
-	ok(omen_write(db, b) == OMEN_OK, "non-resident: load %llu keys", (unsigned long long)n);
+	for (uint64_t i = 0; i < n; i++)
+		omen_batch_put(b, i * step, v, value_of(i * step, v));
+	if (omen_write(db, b) != OMEN_OK)
+		bail_out("load %llu keys into %s: %s", (unsigned long long)n, path, omen_errmsg());
 	omen_batch_free(b);
+	return db;
+}
+
+static void test_nonresident(void)
+{
+	char path[4096];
+	const uint64_t n = 20000;
+	omen_db *db = open_loaded(path, sizeof(path), 2, n, 7919);
+	unsigned char v[64];
 	ok(odb_test_evict_all(db) == OMEN_OK, "non-resident: evict every value");
 	omen_stats st;
 	omen_get_stats(db, &st);
@@ -431,21 +440,11 @@ static int scan_check(omen_db *db, uint64_t lo, uint64_t hi, uint64_t skip, uint
 static void test_background_rebuild(void)
 {
 	char path[4096];
-	new_path(path, sizeof(path));
-	omen_options o;
-	omen_options_init(&o);
-	o.shards = 3;
-	omen_db *db;
-	if (omen_open(path, &o, &db) != OMEN_OK)
-		bail_out("open %s: %s", path, omen_errmsg());
 	const uint64_t n = 30000, step = 104729;
-	omen_batch *b = omen_batch_new();
+	omen_db *db = open_loaded(path, sizeof(path), 3, n, step);
 	unsigned char v[64];
-	for (uint64_t i = 0; i < n; i++)
-		omen_batch_put(b, i * step, v, value_of(i * step, v));
-	ok(omen_write(db, b) == OMEN_OK, "rebuild: load %llu keys", (unsigned long long)n);
-	omen_batch_free(b);
-	ok(omen_close(db) == OMEN_OK, "rebuild: close");
+	ok(omen_close(db) == OMEN_OK, "rebuild: close after loading %llu keys",
+	   (unsigned long long)n);
 
 	/* Reopen with every rebuild held: open returns, the shards say they
 	 * are rebuilding, and every read is answered from storage. */
@@ -671,20 +670,8 @@ static void test_rebalance(void)
 static void test_verify(void)
 {
 	char path[4096];
-	new_path(path, sizeof(path));
-	omen_options o;
-	omen_options_init(&o);
-	o.shards = 2;
-	omen_db *db;
-	if (omen_open(path, &o, &db) != OMEN_OK)
-		bail_out("open %s: %s", path, omen_errmsg());
-	const uint64_t n = 10000, step = 1000003;
-	omen_batch *b = omen_batch_new();
-	unsigned char v[64];
-	for (uint64_t i = 0; i < n; i++)
-		omen_batch_put(b, i * step, v, value_of(i * step, v));
-	omen_write(db, b);
-	omen_batch_free(b);
+	const uint64_t n = 10000;
+	omen_db *db = open_loaded(path, sizeof(path), 2, n, 1000003);
 	omen_verify_report r;
 	int rc = omen_verify(db, &r);
 	ok(rc == OMEN_OK && r.keys == n && r.problems == 0,
