@@ -149,9 +149,15 @@ void omen_options_init(omen_options *o);
  *                   or one whose metadata or files fail validation;
  *   OMEN_EBUSY      the directory is already open (this or another process);
  *   OMEN_ENOMEM, OMEN_EIO.
- * A failed open never modifies the stored data.  (One caveat: when
- * metadata fails validation after RocksDB opened the directory, RocksDB
- * may already have rotated its own log and manifest files.)  Opening an existing
+ * A failed open leaves the directory as it was: the metadata, families,
+ * table files, MANIFEST and WAL are checked through a read-only view
+ * before RocksDB opens the directory for writing (one exception: damage
+ * inside a table's filter block is found by the read-write open, after
+ * RocksDB rotated its LOG file).  A damaged database is refused with a
+ * message naming what is wrong, never opened in part.  A new database is
+ * created all or nothing: built in a sibling directory
+ * "<path>.omen-new-XXXXXX" and renamed into place (a crash meanwhile
+ * leaves that sibling behind, and path as it was).  Opening an existing
  * database returns once its metadata is checked and its files are open;
  * each shard's worker then reads the shard back into memory in the
  * background (all shards in parallel).  Until a shard is rebuilt, reads of
