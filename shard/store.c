@@ -504,6 +504,38 @@ static int scan_wals(const char *path, long long *max, char *names, size_t cap)
 }
 
 /*
+ * Remove the empty write-ahead logs older than the newest one (after the
+ * read-write open).  RocksDB 7.8 creates a WAL at every open and, when the
+ * session writes nothing, never deletes it (its min log number only
+ * advances at a flush: fixed upstream in 8.3, facebook/rocksdb#11409), so
+ * a database opened N times for reads held N empty WALs, each read again
+ * by every later open.  An empty file holds no record: removing it loses
+ * nothing; the newest is RocksDB's current one and stays (the session
+ * file's check names it).  A file that cannot be removed stays, harmless.
+ */
+static void prune_empty_wals(const char *path)
+{
+	long long top;
+	char f[4096];
+	if (scan_wals(path, &top, NULL, 0) != 0 || top < 0)
+		return;
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		long long v = wal_number(e->d_name);
+		struct stat sb;
+		if (v < 0 || v >= top)
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+		if (stat(f, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0)
+			unlink(f);
+	}
+	closedir(d);
+}
+
+/*
  * Databases this process is opening or has open, by the directory's
  * device and inode (any path that names it).  A directory is claimed
  * before anything of it is read for an open, and released when the open
@@ -1308,6 +1340,7 @@ int ostore_open_checked(const char *path, unsigned nshards, size_t cache_bytes, 
 	st->dev = sb.st_dev;
 	st->ino = sb.st_ino;
 	session_begin(st);
+	prune_empty_wals(path);
 	*out = st;
 	return OMEN_OK;
 }

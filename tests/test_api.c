@@ -40,6 +40,7 @@
  * removed at the end unless OMEN_TEST_KEEP is set.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1840,6 +1841,39 @@ static void *short_thread_main(void *arg)
 
 /* Threads that write and read once and exit (the engine registers
  * readers lazily): nothing hangs, nothing is lost, close works. */
+/* Write-ahead logs do not pile up: 20 opens that only read leave at most
+ * two *.log files (RocksDB 7.8 left one more empty WAL per open). */
+static void test_wal_files(void)
+{
+	char p[4200];
+	omen_db *db;
+	size_t len;
+	char v[8];
+	int bad = 0;
+
+	path_of(p, sizeof(p), "wal-files");
+	db = open_or_bail(p, 2, OMEN_DURABLE_WAL);
+	is_int(omen_put(db, 42, "answer", 6), OMEN_OK, "wal files: one put");
+	close_or_fail(db, "wal files");
+	for (int i = 0; i < 20; i++) {
+		db = open_or_bail(p, 0, OMEN_DURABLE_WAL);
+		if (omen_get(db, 42, v, sizeof(v), &len) != OMEN_OK || len != 6)
+			bad++;
+		close_or_fail(db, "wal files, read-only session");
+	}
+	is_int(bad, 0, "wal files: the key read back in each of 20 sessions");
+	DIR *d = opendir(p);
+	struct dirent *e;
+	int logs = 0;
+	while (d && (e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		logs += n > 4 && strcmp(e->d_name + n - 4, ".log") == 0;
+	}
+	if (d)
+		closedir(d);
+	ok(logs >= 1 && logs <= 2, "wal files: %d *.log files after 21 sessions", logs);
+}
+
 static void test_short_threads(void)
 {
 	char p[4200];
@@ -2185,6 +2219,7 @@ int main(int argc, char **argv)
 	test_persistence(OMEN_DURABLE_SYNC, 3);
 	test_persistence(OMEN_DURABLE_WAL, 1);
 	test_persistence(OMEN_DURABLE_SYNC, 1);
+	test_wal_files();
 	test_short_threads();
 	test_crash(OMEN_DURABLE_WAL);
 	test_crash(OMEN_DURABLE_SYNC);
