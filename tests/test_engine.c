@@ -156,18 +156,26 @@ static void test_layout_codec(void)
 	ok(olayout_format_check(f, sizeof(f)) == 99, "format record: another version is named");
 }
 
+/* A new, empty database of `shards` shards at a fresh path (written to
+ * path); bails out if it cannot be opened. */
+static omen_db *open_new(char *path, size_t cap, unsigned shards)
+{
+	new_path(path, cap);
+	omen_options o;
+	omen_options_init(&o);
+	o.shards = shards;
+	omen_db *db;
+	if (omen_open(path, &o, &db) != OMEN_OK)
+		bail_out("open %s: %s", path, omen_errmsg());
+	return db;
+}
+
 /* ----------------------------------------------------------- bootstrap */
 
 static void test_bootstrap(void)
 {
 	char path[4096];
-	new_path(path, sizeof(path));
-	omen_options o;
-	omen_options_init(&o);
-	o.shards = 4;
-	omen_db *db;
-	if (omen_open(path, &o, &db) != OMEN_OK)
-		bail_out("open %s: %s", path, omen_errmsg());
+	omen_db *db = open_new(path, sizeof(path), 4);
 	/* A few synchronous puts first (bootstrap: all in shard 0), then
 	 * device keys through ingest. */
 	unsigned char v[64];
@@ -214,8 +222,7 @@ static void test_bootstrap(void)
 	}
 	ok(!bad, "bootstrap: keys written before the boundaries moved are all readable");
 	ok(omen_close(db) == OMEN_OK, "bootstrap: close");
-	o.shards = 0;
-	ok(omen_open(path, &o, &db) == OMEN_OK, "bootstrap: reopen");
+	ok(omen_open(path, NULL, &db) == OMEN_OK, "bootstrap: reopen");
 	omen_stats st;
 	omen_get_stats(db, &st);
 	omen_shard_stats s2;
@@ -232,13 +239,7 @@ static void test_bootstrap(void)
  * omen_write. */
 static omen_db *open_loaded(char *path, size_t cap, unsigned shards, uint64_t n, uint64_t step)
 {
-	new_path(path, cap);
-	omen_options o;
-	omen_options_init(&o);
-	o.shards = shards;
-	omen_db *db;
-	if (omen_open(path, &o, &db) != OMEN_OK)
-		bail_out("open %s: %s", path, omen_errmsg());
+	omen_db *db = open_new(path, cap, shards);
 	omen_batch *b = omen_batch_new();
 	unsigned char v[64];
 	for (uint64_t i = 0; i < n; i++)
@@ -591,13 +592,7 @@ static double settled_imbalance(omen_db *db, unsigned nshards, uint64_t *moves)
 static void rebalance_case(const char *name, uint64_t (*key_of)(uint64_t), uint64_t n)
 {
 	char path[4096];
-	new_path(path, sizeof(path));
-	omen_options o;
-	omen_options_init(&o);
-	o.shards = 4;
-	omen_db *db;
-	if (omen_open(path, &o, &db) != OMEN_OK)
-		bail_out("open %s: %s", path, omen_errmsg());
+	omen_db *db = open_new(path, sizeof(path), 4);
 	/* The first keys are a stable set (the bootstrap takes the first
 	 * boundaries from them), read all along by another thread while the
 	 * rest arrive, in ascending order: every later key lands in the last
@@ -702,13 +697,7 @@ static void test_verify(void)
 static void test_bad_metadata(void)
 {
 	char path[4096];
-	new_path(path, sizeof(path));
-	omen_db *db;
-	omen_options o;
-	omen_options_init(&o);
-	o.shards = 2;
-	if (omen_open(path, &o, &db) != OMEN_OK)
-		bail_out("open %s: %s", path, omen_errmsg());
+	omen_db *db = open_new(path, sizeof(path), 2);
 	for (uint64_t k = 0; k < 5000; k++)
 		omen_ingest(db, k * 1000003, "v", 1);
 	omen_flush(db);
