@@ -116,10 +116,14 @@ typedef struct omen_options {
 				       An existing database keeps its shard count:
 				       pass 0 or that count.                            */
 	int      durability;        /* OMEN_DURABLE_WAL (default) or OMEN_DURABLE_SYNC   */
-	size_t   memory_budget;     /* bytes of resident values; 0 = keep all resident.
-				       Not enforced yet (the temperature-driven budget
-				       is a later release); it sizes RocksDB's block
-				       cache (a quarter of it, 8 MiB .. 1 GiB).         */
+	size_t   memory_budget;     /* bytes of resident values (value_bytes in the
+				       stats); 0 = keep all resident.  Past it each
+				       shard's worker makes the values of the coldest
+				       key ranges non-resident (read from storage on
+				       demand) and re-admits ranges that turn hot.
+				       Also sizes RocksDB's block cache (a quarter of
+				       it, 8 MiB .. 1 GiB; 32 MiB when 0).  See
+				       "Temperature and the memory budget" below.    */
 	unsigned queue_depth;       /* records a shard's ingest queue holds; 0 = default
 				       (16383); at most 2^24 - 1.  Rounded up to the
 				       next 2^k - 1 (7 holds 7, 8 holds 15).            */
@@ -131,6 +135,16 @@ typedef struct omen_options {
 				       online; 0 = default (1.5), < 0 = never.  At
 				       least 1.1: a smaller factor would move keys back
 				       and forth.                                      */
+	/* Temperature tracking (see below).  0 selects each default.           */
+	int      no_tracking;       /* 1: no sampling, no temperature, no read counts;
+				       memory_budget then evicts in key order        */
+	unsigned sample_every;      /* sample one read in this many per thread;
+				       0 = default (64), 1 = every read              */
+	double   temp_freq_weight;  /* temperature = w x frequency + (1 - w) x
+				       recency; 0 = default (0.6); in (0, 1]          */
+	double   temp_hot;          /* a range is hot above this; 0 = default (0.8) */
+	double   temp_cold;         /* ... and cold at or below this; 0 = default
+				       (0.3); 0 < temp_cold < temp_hot <= 1           */
 } omen_options;
 
 /* Fill *o with the defaults above.  NULL is a no-op. */
@@ -316,6 +330,37 @@ void omen_iter_close(omen_iter *it);              /* NULL is a no-op */
  */
 int omen_checkpoint(omen_db *db, const char *dir);
 
+/*
+ * Temperature and the memory budget.
+ *
+ * Each thread samples one get in sample_every (a per-thread countdown: no
+ * lock, no shared write) into a thread-local buffer of the key and its
+ * shard; a full buffer goes to the database's aggregator thread through a
+ * lock-free ring.  If the aggregator lags, samples are dropped and counted
+ * (dropped_samples), never waited for.  Every 100 ms the aggregator ages
+ * what it has folded (counts halve every 5 s) and gives each key range
+ * (a bucket of about 256 consecutive keys of a shard) a temperature in
+ * [0, 1]: temp_freq_weight x frequency (the range's count on a log scale
+ * against the hottest range's) + the rest x recency (the fraction of the
+ * last 32 periods, 3.2 s, in which the range was sampled).  Above
+ * temp_hot a range is hot, at or below temp_cold it is cold, warm
+ * between; never read: cold.
+ *
+ * With a memory_budget the aggregator ranks every range of every shard by
+ * temperature and marks the hottest that fit in seven eighths of the
+ * budget as wanted in memory (the last eighth holds values written since
+ * the shard's last flush to disk, which cannot leave memory before it).
+ * Each shard's worker, between batches, makes the values of ranges not
+ * wanted non-resident (coldest first), flushing its family first if it
+ * must, and reads wanted ranges back (hottest first), a bounded step at a
+ * time.  A shard's resident bytes exceed its part of the budget by at most
+ * one worker batch of writes (4096 records), for as long as the writes
+ * take to be evicted again.  The key stays in the index either way: a get
+ * of a non-resident value reads the shard's RocksDB family and is always
+ * right, also while a write to the key is in flight.  Until the first
+ * temperature map (about 100 ms after the first sampled read), and with
+ * no_tracking, ranges are evicted in key order.
+ */
 typedef struct omen_stats {
 	uint64_t keys;            /* live keys                                   */
 	unsigned shards;
@@ -334,6 +379,19 @@ typedef struct omen_stats {
 				     since open                                  */
 	uint64_t keys_moved;      /* keys those moves carried                    */
 	uint64_t move_us;         /* time the moves took, in all                 */
+	/* Temperature and residency (0 with no_tracking, except the last
+	 * four).  Key counts come from the latest temperature map: keys in
+	 * ranges no read has touched are cold. */
+	uint64_t hot_keys, warm_keys, cold_keys;
+	uint64_t samples;         /* reads sampled and folded into temperature   */
+	uint64_t dropped_samples; /* samples dropped because the aggregator lagged */
+	uint64_t reads_memory;    /* gets that found their value resident       */
+	uint64_t reads_storage;   /* gets served from RocksDB (not resident, or
+				     the shard still rebuilding)                 */
+	uint64_t memory_budget;   /* the option, 0 = none                        */
+	uint64_t resident_keys;   /* keys whose value is in memory               */
+	uint64_t evictions;       /* values made non-resident by the budget      */
+	uint64_t readmissions;    /* values read back into memory (hot again)    */
 } omen_stats;
 
 typedef struct omen_shard_stats {
@@ -356,6 +414,9 @@ typedef struct omen_shard_stats {
 				     are served from storage, writes still work  */
 	uint64_t rebuild_us;      /* from omen_open's start until the index was
 				     ready (0 while rebuilding)                  */
+	uint64_t hot_keys, warm_keys, cold_keys;  /* as omen_stats          */
+	uint64_t resident_keys;
+	uint64_t evictions, readmissions;
 } omen_shard_stats;
 
 /*

@@ -68,25 +68,7 @@
 
 #include "core/mem.h"
 
-#ifdef OMEN_TSAN
-#include <sanitizer/tsan_interface.h>
-/* Dynamic annotations exported by the TSan runtime. */
-void AnnotateIgnoreReadsBegin(const char *file, int line);
-void AnnotateIgnoreReadsEnd(const char *file, int line);
-void AnnotateIgnoreWritesBegin(const char *file, int line);
-void AnnotateIgnoreWritesEnd(const char *file, int line);
-#define HIDE_BEGIN() (AnnotateIgnoreReadsBegin(__FILE__, __LINE__), \
-		      AnnotateIgnoreWritesBegin(__FILE__, __LINE__))
-#define HIDE_END() (AnnotateIgnoreWritesEnd(__FILE__, __LINE__), \
-		    AnnotateIgnoreReadsEnd(__FILE__, __LINE__))
-#define ITEM_RELEASE(p) __tsan_release(p)
-#define ITEM_ACQUIRE(p) __tsan_acquire(p)
-#else
-#define HIDE_BEGIN() ((void)0)
-#define HIDE_END() ((void)0)
-#define ITEM_RELEASE(p) ((void)(p))
-#define ITEM_ACQUIRE(p) ((void)(p))
-#endif
+#include "core/tsan_annotate.h"
 
 /* A full fence.  GCC's TSan does not support atomic_thread_fence (-Wtsan)
  * and TSan does not model fences; under it each Dekker handshake below

@@ -17,6 +17,7 @@ oblob *oblob_new(const void *val, size_t len)
 	if (!b)
 		return NULL;
 	b->len = (uint32_t)len;
+	b->gen = 0;
 	if (len)
 		memcpy(b->data, val, len);
 	return b;

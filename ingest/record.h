@@ -38,6 +38,11 @@
 /* A value: its length and bytes.  Allocated with omem_small_alloc. */
 typedef struct oblob {
 	uint32_t len;
+	/* The owning shard's flush generation when its worker applied the
+	 * blob (see shard/residency.c): the value may still be only in the
+	 * family's memtable while gen equals the shard's current one.  The
+	 * worker's alone: readers never read it. */
+	uint32_t gen;
 	unsigned char data[];
 } oblob;
 

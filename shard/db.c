@@ -39,6 +39,7 @@
 #include "shard/batch.h"
 #include "shard/errors.h"
 #include "shard/testhooks.h"
+#include "shard/temperature.h"
 #include "shard/value.h"
 
 #define DEFAULT_QUEUE_DEPTH 16383u
@@ -129,6 +130,7 @@ static void stop_workers(omen_db *db)
 
 static void teardown(omen_db *db)
 {
+	otemp_destroy(db->temp); /* the aggregator reads the shards' layouts */
 	if (db->shards) {
 		for (unsigned i = 0; i < db->nshards; i++)
 			oshard_destroy(db->shards[i]);
@@ -454,6 +456,17 @@ static int check_options(const omen_options *o, unsigned *qcap)
 			 "< 0 for none)", o->rebalance_factor);
 		return OMEN_EINVAL;
 	}
+	double w = o->temp_freq_weight, hot = o->temp_hot ? o->temp_hot : 0.8,
+	       cold = o->temp_cold ? o->temp_cold : 0.3;
+	if (!(w >= 0 && w <= 1)) {
+		oerr_set("omen_open: temp_freq_weight %g (in (0, 1]; 0 for the default)", w);
+		return OMEN_EINVAL;
+	}
+	if (!(cold > 0 && cold < hot && hot <= 1)) {
+		oerr_set("omen_open: temp_cold %g, temp_hot %g (0 < temp_cold < temp_hot <= 1; "
+			 "0 for the defaults 0.3 and 0.8)", o->temp_cold, o->temp_hot);
+		return OMEN_EINVAL;
+	}
 	unsigned d = o->queue_depth ? o->queue_depth : DEFAULT_QUEUE_DEPTH;
 	if (d > MAX_QUEUE_DEPTH) {
 		oerr_set("omen_open: queue_depth %u (the most is %u)", d, MAX_QUEUE_DEPTH);
@@ -504,6 +517,7 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 	db->rebalance_factor = o.rebalance_factor == 0 ? 1.5 : o.rebalance_factor;
 	atomic_flag_clear(&db->moving);
 	db->nonblocking = o.nonblocking_ingest != 0;
+	db->budget = o.memory_budget;
 
 	/* An explicit shard count is checked against an existing database's
 	 * family list before RocksDB opens it for writing, so a mismatch
@@ -529,6 +543,22 @@ int omen_open(const char *path, const omen_options *opts, omen_db **out)
 		goto fail;
 	for (unsigned i = 0; i < db->nshards; i++) {
 		rc = oshard_create(db, i, qcap, &db->shards[i]);
+		if (rc)
+			goto fail;
+	}
+	if (!o.no_tracking) {
+		otemp_params tp = {
+			.sample_every = o.sample_every ? o.sample_every : 64,
+			.freq_weight = o.temp_freq_weight ? o.temp_freq_weight : 0.6,
+			.hot = o.temp_hot ? o.temp_hot : 0.8,
+			.cold = o.temp_cold ? o.temp_cold : 0.3,
+			.budget = db->budget,
+		};
+		rc = otemp_create(db, &tp, &db->temp);
+		if (rc)
+			goto fail;
+		db->temp_serial = otemp_serial(db->temp);
+		rc = otemp_start(db->temp);
 		if (rc)
 			goto fail;
 	}
@@ -1007,12 +1037,18 @@ int omen_get(omen_db *db, uint64_t key, void *buf, size_t cap, size_t *len)
 	const orm *m = ODB_DEREF(&db->root);
 	oshard *sh = db->shards[orm_route(m, key)];
 	uint64_t p;
-	if (!oshard_tree_ready(sh))
-		goto storage; /* rebuilding: the family has every acknowledged write */
+	if (!oshard_tree_ready(sh)) {
+		/* Rebuilding: the family has every acknowledged write. */
+		if (db->temp)
+			otemp_read(db->temp, db->temp_serial, sh->id, key, false);
+		goto storage;
+	}
 	if (!alex_lookup(sh->tree, key, &p)) {
 		orcu_read_unlock();
 		return OMEN_ENOTFOUND;
 	}
+	if (db->temp)
+		otemp_read(db->temp, db->temp_serial, sh->id, key, oval_resident(p));
 	if (oval_resident(p)) {
 		const oblob *b = oval_blob(p);
 		*len = b->len;
@@ -1329,6 +1365,17 @@ static void shard_stats(const oshard *sh, omen_shard_stats *s)
 			s->rebuild_us = sh->rebuild_ns / 1000;
 	}
 	s->value_bytes = atomic_load_explicit(&sh->value_bytes, memory_order_relaxed);
+	s->resident_keys = atomic_load_explicit(&sh->resident_keys, memory_order_relaxed);
+	s->evictions = atomic_load_explicit(&sh->evictions, memory_order_relaxed);
+	s->readmissions = atomic_load_explicit(&sh->readmissions, memory_order_relaxed);
+	orcu_read_lock();
+	const otemp_plan *p = ODB_DEREF(&sh->plan);
+	if (p) {
+		s->hot_keys = p->hot;
+		s->warm_keys = p->warm;
+		s->cold_keys = p->cold;
+	}
+	orcu_read_unlock();
 	s->queued = oq_depth(sh->q);
 	s->batches = atomic_load_explicit(&sh->batches, memory_order_relaxed);
 	s->records = atomic_load_explicit(&sh->records, memory_order_relaxed);
@@ -1367,9 +1414,19 @@ int omen_get_stats(omen_db *db, omen_stats *out)
 		out->batches += s.batches;
 		out->records += s.records;
 		out->storage_only += s.storage_only;
+		out->hot_keys += s.hot_keys;
+		out->warm_keys += s.warm_keys;
+		out->cold_keys += s.cold_keys;
+		out->resident_keys += s.resident_keys;
+		out->evictions += s.evictions;
+		out->readmissions += s.readmissions;
 		if (s.rebuild_us > out->rebuild_us)
 			out->rebuild_us = s.rebuild_us;
 	}
+	out->memory_budget = db->budget;
+	if (db->temp)
+		otemp_counts(db->temp, &out->reads_memory, &out->reads_storage, &out->samples,
+			     &out->dropped_samples);
 	out->disk_bytes = dir_bytes(db->path, 1);
 	db_leave(db);
 	return OMEN_OK;

@@ -76,6 +76,7 @@
 #include "ingest/queue.h"
 #include "ingest/record.h"
 #include "shard/store.h"
+#include "shard/temperature.h"
 
 #define OMEN_CACHE_LINE 64
 
@@ -133,8 +134,23 @@ typedef struct oshard {
 	size_t garbage_n, garbage_cap;
 	ostore_batch *wb;
 
+	/* Residency (shard/residency.c).  layout: written by the worker
+	 * (RCU-published), read by the aggregator and stats.  plan: written
+	 * by the aggregator (RCU-published), read by the worker and stats. */
+	otemp_layout *layout;
+	otemp_plan *plan;
+	/* The worker's: the family's flush generation (see residency.c), and
+	 * its copy of the latest plan it took. */
+	uint32_t memgen;
+	uint64_t plan_seq;        /* 0: none taken for the current layout */
+	uint64_t rshare;
+	uint32_t *rorder;
+	uint8_t *rwant;
+	size_t rorder_cap, rwant_cap;
+
 	/* Written by the worker, read by stats (relaxed). */
 	_Atomic uint64_t value_bytes;
+	_Atomic uint64_t resident_keys, evictions, readmissions;
 	_Atomic uint64_t loaded;  /* keys loaded so far by the rebuild */
 	_Atomic uint64_t nkeys;   /* the tree's size, for rebalancing (a hint) */
 	/* A rebalancing move holds this worker: 1 while it waits (set by this
@@ -167,6 +183,9 @@ struct omen_db {
 	char *path;
 	bool bootstrapping;       /* worker 0 only, after open             */
 	double rebalance_factor;  /* <= 0: no rebalancing                  */
+	uint64_t budget;          /* memory_budget, 0 = none               */
+	otemp *temp;              /* the aggregator; NULL: no tracking     */
+	uint64_t temp_serial;     /* its serial (the thread record cache key) */
 	atomic_flag moving;       /* one rebalancing move at a time        */
 	_Atomic uint64_t moves, keys_moved, move_ns;
 	uint64_t open_start_ns;   /* CLOCK_MONOTONIC when omen_open began   */
@@ -208,6 +227,10 @@ int oshard_create(struct omen_db *db, unsigned id, unsigned queue_cap, oshard **
 void oshard_destroy(oshard *sh);    /* worker joined; frees resident blobs */
 int oshard_start(oshard *sh);       /* start the worker thread (it rebuilds first) */
 void *oshard_main(void *arg);
+/* A blob the tree no longer points to once the batch applies: freed after
+ * the grace period that oshard_garbage_retire starts (the worker's). */
+int oshard_garbage_add(oshard *sh, oblob *b);
+void oshard_garbage_retire(oshard *sh);
 
 /* The shard's tree may be read (acquire: pairs with the worker's release
  * store once the tree is complete). */

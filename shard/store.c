@@ -73,11 +73,13 @@ __attribute__((used)) static char *(*const stdcxx_keep)(const char *, char *, si
 #define OSTORE_MAX_TOTAL_WAL ((uint64_t)512 << 20)
 /* Block cache when the caller passes 0 (tests, tools). */
 #define OSTORE_DEFAULT_CACHE ((size_t)32 << 20)
-/* Bigger than the 4 KiB default: fewer index entries per table (smaller
- * index blocks held in memory) and better compression; a point read that
- * does reach RocksDB (a value not resident in the engine) pays one larger
- * block read, which the engine's own memory makes rare. */
-#define OSTORE_BLOCK_SIZE ((size_t)16 << 10)
+/* RocksDB's default, 4 KiB.  Under a memory budget every read of a value
+ * that is not resident is a point read, and its cost is reading and
+ * decompressing one block: with 16 KiB blocks, snappy decompression was
+ * most of the CPU time of a zipf read run under a 10% budget (perf), and
+ * 4 KiB blocks read about 1.5x faster.  Bigger blocks would index fewer
+ * entries and compress a little better. */
+#define OSTORE_BLOCK_SIZE ((size_t)4 << 10)
 #define OSTORE_BLOOM_BITS 10.0
 /* Memtable bloom filter, as a fraction of the write buffer (RocksDB's
  * suggested range is up to 0.25; 2% of 64 MiB is ~10 bits per 16-byte

@@ -36,6 +36,7 @@
 #include "ingest/futex.h"
 #include "recovery/layout.h"
 #include "shard/errors.h"
+#include "shard/residency.h"
 #include "shard/testhooks.h"
 #include "shard/value.h"
 
@@ -47,7 +48,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return ogrow(p, cap, need, elem, 1024);
 }
 
-static int garbage_add(oshard *sh, oblob *b)
+int oshard_garbage_add(oshard *sh, oblob *b)
 {
 	if (grow((void **)&sh->garbage, &sh->garbage_cap, sh->garbage_n + 1, sizeof(oblob *)))
 		return -ENOMEM;
@@ -74,7 +75,7 @@ static void retired_free(struct rcu_head *h)
 
 /* Hand the batch's replaced blobs to RCU.  If even that allocation fails,
  * wait for a grace period here and free them directly. */
-static void garbage_retire(oshard *sh)
+void oshard_garbage_retire(oshard *sh)
 {
 	if (sh->garbage_n == 0)
 		return;
@@ -112,6 +113,7 @@ int oshard_create(struct omen_db *db, unsigned id, unsigned queue_cap, oshard **
 	memset(sh, 0, sizeof(*sh));
 	sh->db = db;
 	sh->id = id;
+	sh->memgen = 1; /* blobs start at 0: clean until applied */
 	int rc = OMEN_ENOMEM;
 	if (alex_create(NULL, &sh->tree) != 0)
 		goto fail;
@@ -157,6 +159,7 @@ void oshard_destroy(oshard *sh)
 	free(sh->ent_scratch);
 	free(sh->aops);
 	free(sh->garbage);
+	ores_destroy(sh);
 	free(sh);
 }
 
@@ -192,12 +195,24 @@ static int rebuild(oshard *sh)
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		ofutex_wait(&odb_test_hold_rebuild, 1, &ts);
 	}
+	/* Under a budget only part of the values is loaded: the rest must be
+	 * in table files, not in a memtable the WAL replay filled (see
+	 * residency.c), so flush first.  The shard's equal part of the
+	 * wanted share is loaded; the plan sorts out which later. */
+	uint64_t room = UINT64_MAX;
+	if (db->budget) {
+		room = (db->budget - db->budget / 8) / db->nshards;
+		if (ostore_flush_shard(db->store, sh->id) != OMEN_OK)
+			room = UINT64_MAX; /* load it all; the budget evicts later */
+		else
+			sh->memgen++;
+	}
 	ostore_iter *it;
 	int rc = ostore_iter_new(db->store, sh->id, &it);
 	if (rc)
 		return rc;
 	uint64_t *keys = NULL, *vals = NULL;
-	size_t n = 0, cap = 0, cap2 = 0;
+	size_t n = 0, cap = 0, cap2 = 0, resident = 0;
 	uint64_t bytes = 0;
 	for (ostore_iter_seek_first(it); ostore_iter_valid(it); ostore_iter_next(it)) {
 		if (n % REBUILD_CHECK == 0) {
@@ -214,15 +229,20 @@ static int rebuild(oshard *sh)
 		}
 		size_t len;
 		const void *v = ostore_iter_value(it, &len);
+		keys[n] = ostore_iter_key(it);
+		uint64_t by = omem_small_usable(oblob_size((uint32_t)len));
+		if (room != UINT64_MAX && bytes + by > room) {
+			vals[n++] = oval_nonresident((uint32_t)len);
+			continue;
+		}
 		oblob *b = oblob_new(v, len);
 		if (!b) {
 			rc = OMEN_ENOMEM;
 			break;
 		}
-		bytes += omem_small_usable(oblob_size(b->len));
-		keys[n] = ostore_iter_key(it);
-		vals[n] = oval_of_blob(b);
-		n++;
+		bytes += by;
+		vals[n++] = oval_of_blob(b);
+		resident++;
 	}
 	if (!rc)
 		rc = ostore_iter_status(it);
@@ -233,10 +253,12 @@ static int rebuild(oshard *sh)
 	}
 	if (rc) {
 		for (size_t i = 0; i < n; i++)
-			oblob_free((oblob *)oval_blob(vals[i]));
+			if (oval_resident(vals[i]))
+				oblob_free((oblob *)oval_blob(vals[i]));
 		n = 0;
 	} else {
 		atomic_store_explicit(&sh->value_bytes, bytes, memory_order_relaxed);
+		atomic_store_explicit(&sh->resident_keys, resident, memory_order_relaxed);
 	}
 	atomic_store_explicit(&sh->loaded, n, memory_order_relaxed);
 	free(keys);
@@ -306,13 +328,16 @@ static int apply_run(oshard *sh, oshard *t, size_t lo, size_t hi)
 	if (grow((void **)&sh->aops, &sh->aops_cap, k, sizeof(alex_op)))
 		return OMEN_ENOMEM;
 	int64_t dbytes = 0;
+	uint32_t hint = 0;
 	for (size_t i = 0; i < k; i++) {
 		const struct wop *o = &sh->ops[sh->ent[lo + i].idx];
-		uint64_t old;
-		if (alex_writer_lookup(t->tree, o->key, &old) && oval_resident(old)) {
+		uint64_t old = 0;
+		bool had = alex_writer_lookup(t->tree, o->key, &old);
+		ores_apply_note(t, &hint, o->key, had, old, o->blob);
+		if (had && oval_resident(old)) {
 			oblob *ob = (oblob *)oval_blob(old);
 			dbytes -= (int64_t)omem_small_usable(oblob_size(ob->len));
-			if (garbage_add(sh, ob))
+			if (oshard_garbage_add(sh, ob))
 				return OMEN_ENOMEM;
 		}
 		sh->aops[i].key = o->key;
@@ -405,7 +430,7 @@ static void process(oshard *sh, size_t n, const orm *route)
 			count_keys(db->shards[t]);
 			i = j;
 		}
-		garbage_retire(sh);
+		oshard_garbage_retire(sh);
 		atomic_fetch_add_explicit(&sh->batches, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&sh->records, (uint64_t)m, memory_order_relaxed);
 	}
@@ -438,59 +463,6 @@ static void process(oshard *sh, size_t n, const orm *route)
 }
 
 /* ------------------------------------------------------------ control */
-
-/* Make every resident value of the shard non-resident (the test hook for
- * the read path from storage; the memory budget will use the same
- * machinery).  In chunks, each read under its own read-side section. */
-static void evict_all(oshard *sh)
-{
-	const size_t chunk = 4096;
-	if (atomic_load_explicit(&sh->tree_state, memory_order_relaxed) != OTREE_READY)
-		return; /* nothing is resident */
-	/* Only values already in table files may leave memory: a storage
-	 * read of a key still in the vector memtable sorts the memtable. */
-	if (ostore_flush_shard(sh->db->store, sh->id) != OMEN_OK)
-		return;
-	if (grow((void **)&sh->aops, &sh->aops_cap, chunk, sizeof(alex_op)))
-		return;
-	uint64_t next = 0;
-	bool more = true;
-	while (more) {
-		size_t k = 0;
-		alex_iter it;
-		uint64_t key, p;
-		orcu_read_lock();
-		alex_iter_seek(sh->tree, next, &it);
-		while (k < chunk && (more = alex_iter_next(&it, &key, &p))) {
-			if (oval_resident(p)) {
-				const oblob *b = oval_blob(p);
-				sh->aops[k++] = (alex_op){ key, oval_nonresident(b->len),
-							   ALEX_OP_PUT };
-			}
-			if (key == UINT64_MAX) {
-				more = false;
-				break;
-			}
-			next = key + 1;
-		}
-		orcu_read_unlock();
-		int64_t dbytes = 0;
-		for (size_t i = 0; i < k; i++) {
-			uint64_t old;
-			if (alex_writer_lookup(sh->tree, sh->aops[i].key, &old) &&
-			    oval_resident(old)) {
-				oblob *b = (oblob *)oval_blob(old);
-				dbytes += (int64_t)omem_small_usable(oblob_size(b->len));
-				if (garbage_add(sh, b))
-					return;
-			}
-		}
-		if (alex_apply_batch(sh->tree, sh->aops, k, NULL) != 0)
-			return;
-		atomic_fetch_sub_explicit(&sh->value_bytes, (uint64_t)dbytes, memory_order_relaxed);
-		garbage_retire(sh);
-	}
-}
 
 /* Record a verify finding; the first one's text is kept. */
 static void verify_problem(oshard *sh, const char *fmt, ...)
@@ -600,7 +572,7 @@ static void run_ctrl(oshard *sh, orec *r)
 	struct omen_db *db = sh->db;
 	switch (r->ctrl) {
 	case OCTRL_EVICT_ALL:
-		evict_all(sh);
+		ores_evict_all(sh);
 		break;
 	case OCTRL_VERIFY:
 		verify_shard(sh);
@@ -664,6 +636,7 @@ static int move_keys(oshard *sh, orm *m, uint64_t lo, uint64_t hi, size_t *moved
 	size_t cap = 0, n = 0;
 	alex_op *moved = NULL;
 	int rc = OMEN_OK;
+	bool cold_moved = false;  /* some moved value is not resident */
 	*moved_n = 0;
 	ostore_batch_clear(sh->wb);
 	ck_sequence_write_begin(&db->layout_seq);
@@ -710,10 +683,14 @@ static int move_keys(oshard *sh, orm *m, uint64_t lo, uint64_t hi, size_t *moved
 	while (!rc && i < n) {
 		unsigned t = orm_route(m, moved[i].key);
 		size_t j = i;
-		uint64_t bytes = 0;
+		uint64_t bytes = 0, res = 0;
 		while (j < n && orm_route(m, moved[j].key) == t) {
-			if (oval_resident(moved[j].payload))
+			if (oval_resident(moved[j].payload)) {
 				bytes += omem_small_usable(oblob_size(oval_blob(moved[j].payload)->len));
+				res++;
+			} else {
+				cold_moved = true;
+			}
 			j++;
 		}
 		if (alex_apply_batch(db->shards[t]->tree, moved + i, j - i, NULL) != 0) {
@@ -723,6 +700,9 @@ static int move_keys(oshard *sh, orm *m, uint64_t lo, uint64_t hi, size_t *moved
 			atomic_fetch_add_explicit(&db->shards[t]->value_bytes, bytes,
 						  memory_order_relaxed);
 			atomic_fetch_sub_explicit(&sh->value_bytes, bytes, memory_order_relaxed);
+			atomic_fetch_add_explicit(&db->shards[t]->resident_keys, res,
+						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&sh->resident_keys, res, memory_order_relaxed);
 			count_keys(db->shards[t]);
 		}
 		i = j;
@@ -740,6 +720,8 @@ static int move_keys(oshard *sh, orm *m, uint64_t lo, uint64_t hi, size_t *moved
 					oblob_size(oval_blob(moved[x].payload)->len));
 				atomic_fetch_sub_explicit(&t->value_bytes, b, memory_order_relaxed);
 				atomic_fetch_add_explicit(&sh->value_bytes, b, memory_order_relaxed);
+				atomic_fetch_sub_explicit(&t->resident_keys, 1, memory_order_relaxed);
+				atomic_fetch_add_explicit(&sh->resident_keys, 1, memory_order_relaxed);
 			}
 		}
 		ck_sequence_write_end(&db->layout_seq);
@@ -749,6 +731,13 @@ static int move_keys(oshard *sh, orm *m, uint64_t lo, uint64_t hi, size_t *moved
 	orm *old = db->root;
 	ODB_PUBLISH(&db->root, m);
 	ck_sequence_write_end(&db->layout_seq);
+	/* A moved value that is not resident is now in its target's
+	 * memtable, where a read would sort the memtable (residency.c): flush
+	 * the targets.  Their workers are held; a failure costs speed only. */
+	if (cold_moved)
+		for (unsigned t = orm_route(m, lo); t <= orm_route(m, hi); t++)
+			if (t != sh->id)
+				(void)ostore_flush_shard(db->store, t);
 	/* After this, no reader routes by the old model, and no producer is
 	 * still pushing a record it routed by it. */
 	orcu_synchronize();
@@ -1013,14 +1002,19 @@ void *oshard_main(void *arg)
 		gate_wait(db);
 	else if (db->bootstrapping && !all_trees_ready(db))
 		db->bootstrapping = false; /* cannot move keys: shard 0 takes all */
+	bool more = ores_step(sh);
 	for (;;) {
-		/* Idle, look at the balance now and then: a neighbour's move
-		 * may have made this shard the largest. */
-		size_t n = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX, IDLE_CHECK_MS);
+		/* Idle, look at the balance and the residency now and then: a
+		 * neighbour's move may have made this shard the largest, a new
+		 * temperature plan may want other values in memory.  While
+		 * readmission has work left, only poll the queue. */
+		size_t n = oq_pop_batch(sh->q, sh->recs, OSHARD_BATCH_MAX,
+					more ? 0 : IDLE_CHECK_MS);
 		if (n == 0) {
 			if (oq_drained(sh->q))
 				break;
 			maybe_rebalance(sh);
+			more = ores_step(sh);
 			continue;
 		}
 		if (sh->id == 0 && db->bootstrapping) {
@@ -1029,6 +1023,7 @@ void *oshard_main(void *arg)
 			process(sh, n, NULL);
 			maybe_rebalance(sh);
 		}
+		more = ores_step(sh);
 	}
 	if (sh->id == 0)
 		gate_open(db); /* closed before the first batch: let the others drain */
