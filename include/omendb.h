@@ -342,7 +342,7 @@ int omen_checkpoint(omen_db *db, const char *dir);
  * (a bucket of about 256 consecutive keys of a shard) a temperature in
  * [0, 1]: temp_freq_weight x frequency (the range's count on a log scale
  * against the hottest range's) + the rest x recency (the fraction of the
- * last 32 periods, 3.2 s, in which the range was sampled).  Above
+ * last 10 periods, 1 s, in which the range was sampled).  Above
  * temp_hot a range is hot, at or below temp_cold it is cold, warm
  * between; never read: cold.
  *

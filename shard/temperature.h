@@ -48,11 +48,11 @@ struct omen_db;
  * range near the budget's cut has collected more than a sample or two
  * (its rank is otherwise noise, and the cut churns). */
 #define OTEMP_HALF_LIFE 50
-/* Recency: the fraction of the last OTEMP_RECENT epochs (3.2 s) in which
- * the range was sampled.  A range read once lately scores 1/32, one read
+/* Recency: the fraction of the last OTEMP_RECENT epochs (1 s) in which
+ * the range was sampled.  A range read once lately scores 1/10, one read
  * all along 1: unlike "time since the last read", one stray read of a
  * cold range does not make it look hot. */
-#define OTEMP_RECENT 32
+#define OTEMP_RECENT 10
 
 /* One bucket of a shard's layout: keys [lo, next bucket's lo). */
 typedef struct otemp_bucket {

@@ -957,6 +957,7 @@ static int cmd_stats(int argc, char **argv)
 	printf("shards       %u\n", st.shards);
 	printf("index_bytes  %" PRIu64 "\n", st.index_bytes);
 	printf("value_bytes  %" PRIu64 "\n", st.value_bytes);
+	printf("resident     %" PRIu64 " keys\n", st.resident_keys);
 	printf("disk_bytes   %" PRIu64 "\n", st.disk_bytes);
 	printf("queued       %" PRIu64 "\n", st.queued);
 	printf("batches      %" PRIu64 "\n", st.batches);
