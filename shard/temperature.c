@@ -314,6 +314,7 @@ static void epoch(otemp *t)
 	struct omen_db *db = t->db;
 	const float decay = (float)exp2(-1.0 / OTEMP_HALF_LIFE);
 	const double rscale = 1.0 / OTEMP_RECENT;
+	const uint32_t recent = (1u << OTEMP_RECENT) - 1; /* the bits that count */
 	unsigned ns = db->nshards;
 	otemp_plan **plans = calloc(ns, sizeof(*plans));
 	const otemp_layout **ls = calloc(ns, sizeof(*ls));
@@ -360,8 +361,8 @@ static void epoch(otemp *t)
 		p->want = (uint8_t *)(p->order + n);
 		for (uint32_t i = 0; i < n; i++) {
 			double f = lmax > 0 ? log1p(a->count[i]) / lmax : 0;
-			double r = __builtin_popcount(a->seen[i]) * rscale;
-			a->seen[i] <<= 1; /* a new epoch begins */
+			double r = __builtin_popcount(a->seen[i] & recent) * rscale;
+			a->seen[i] = (a->seen[i] << 1) & recent; /* a new epoch begins */
 			float temp = (float)(t->p.freq_weight * f + (1 - t->p.freq_weight) * r);
 			p->temp[i] = temp;
 			uint64_t k = atomic_load_explicit(&l->b[i].keys, memory_order_relaxed);
