@@ -69,17 +69,20 @@
 
 #define DEFAULT_SEED UINT64_C(20240808)
 
-/* Scale 1: 200k keys, about 20 s of a -O1 build on two cores. */
+/* Scale 1: 200k keys, about 20 s of a -O1 build on two cores; 50k keys
+ * under ThreadSanitizer and 100k under AddressSanitizer take about as
+ * long.  Most of the spread is the zipf convergence (ZIPF_DEADLINE_SEC
+ * bounds it, and the warm-up before it). */
 #if defined(OMEN_TSAN)
 #define DEFAULT_SCALE 0.25
-#define ZIPF_DEADLINE_SEC 60.0
 #elif defined(OMEN_ASAN) || defined(OMEN_DEBUG)
 #define DEFAULT_SCALE 0.5
-#define ZIPF_DEADLINE_SEC 30.0
 #else
 #define DEFAULT_SCALE 1.0
-#define ZIPF_DEADLINE_SEC 30.0
 #endif
+/* A bound on each read_rounds loop, not a timing check: an engine that
+ * converges takes 2 to 15 s, more under a loaded `make check`. */
+#define ZIPF_DEADLINE_SEC 60.0
 
 #define NKEYS 200000
 #define NSHARDS 2
@@ -1085,7 +1088,7 @@ static double read_rounds(omen_db *db, const struct reader *tmpl, size_t per_rou
 			  int min_rounds, double deadline_sec, const char *what, int *rounds_out)
 {
 	struct reader rd[NREADERS];
-	double deadline = now_sec() + deadline_sec, frac = 0, best = 0;
+	double t0 = now_sec(), deadline = t0 + deadline_sec, frac = 0, best = 0;
 	uint64_t wrong_all = 0, count_bad = 0;
 	int round = 0;
 
@@ -1116,8 +1119,8 @@ static double read_rounds(omen_db *db, const struct reader *tmpl, size_t per_rou
 			     what, round, frac, gets_ok, b.resident_keys, b.value_bytes, b.evictions,
 			     b.readmissions, b.samples, b.dropped_samples);
 	} while ((round < min_rounds || frac < target) && now_sec() < deadline);
-	if (round > 3 && round % 10 != 0)
-		diag("%s round %d: %.3f from memory (best %.3f)", what, round, frac, best);
+	diag("%s: %.3f from memory in round %d (best %.3f), after %.1f s", what, frac, round, best,
+	     now_sec() - t0);
 	is_u64(count_bad, 0, "%s: every round's reads_memory + reads_storage delta equals its "
 	       "successful gets", what);
 	is_u64(wrong_all, 0, "%s: every value read right", what);
