@@ -51,7 +51,7 @@
  * Measurement: ops/s is operations over the wall time from the start
  * barrier to the last thread's end.  One operation in SAMPLE_EVERY (every
  * one for put_sync) is timed alone with a clock_gettime pair; the
- * percentiles come from those samples (at most LAT_CAP per thread,
+ * percentiles come from those samples (at most BENCH_LAT_CAP per thread,
  * reservoir-sampled beyond) and include the timer's own cost, measured at
  * start and printed.  Engines run one after the other, each in its own
  * directory, removed after its run (--keep keeps them): on a 2-core
@@ -131,7 +131,6 @@ const char *__tsan_default_suppressions(void)
 #define SCAN_LEN         100
 #define NPROBES          (1u << 22) /* per probe sequence; a power of two */
 #define SAMPLE_EVERY     16        /* one op in this many is timed alone */
-#define LAT_CAP          (1u << 20) /* samples kept per thread */
 #define DEFAULT_SYNC_THREADS 8
 #define MAX_THREADS      64
 #define ZIPF_THETA       0.99
@@ -197,10 +196,6 @@ struct workload {
 	uint64_t *probe_zipf;
 };
 
-struct lat {
-	uint64_t p50, p99, p999;
-	size_t samples;
-};
 
 struct result {
 	unsigned peer;
@@ -211,7 +206,7 @@ struct result {
 	double ops_per_s;       /* < 0: not a throughput                      */
 	double seconds;         /* reopen: seconds (< 0 otherwise)            */
 	bool has_lat;
-	struct lat lat;
+	bench_lat lat;
 	double others;          /* CPUs' worth of other processes' work meanwhile
 				   (-1: unknown); see load_begin               */
 	char extra[200];        /* more key=value pairs for the machine line  */
@@ -433,14 +428,7 @@ static void publish_dirs(const char *dir, const char *idir)
  */
 static void pick_cpus(void)
 {
-	cpu_set_t set;
-
-	g_ncpus = 0;
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return;
-	for (int i = 0; i < CPU_SETSIZE && g_ncpus < MAX_THREADS; i++)
-		if (CPU_ISSET(i, &set))
-			g_cpus[g_ncpus++] = i;
+	g_ncpus = bench_usable_cpus(g_cpus, MAX_THREADS);
 }
 
 /* The CPU for thread i of a phase running total threads of its own; -1: none. */
@@ -451,95 +439,11 @@ static int cpu_for(unsigned i, unsigned total)
 
 static void pin_self(int cpu)
 {
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
-		fprintf(stderr, "bench_engine: cannot pin a thread to cpu%d\n", cpu);
+	bench_pin_self(cpu, "bench_engine");
 }
 
 /* ----------------------------------------------------------- latencies */
 
-struct samples {
-	uint64_t *v;
-	size_t n;               /* kept, <= LAT_CAP           */
-	uint64_t seen;          /* offered                    */
-	uint64_t rng;           /* reservoir replacement      */
-};
-
-static void samples_init(struct samples *s, uint64_t seed)
-{
-	s->v = xmalloc(LAT_CAP * sizeof(*s->v));
-	s->n = 0;
-	s->seen = 0;
-	s->rng = seed | 1;
-}
-
-static inline void samples_add(struct samples *s, uint64_t ns)
-{
-	if (s->n < LAT_CAP) {
-		s->v[s->n++] = ns;
-	} else {
-		uint64_t j;
-
-		s->rng ^= s->rng << 13;
-		s->rng ^= s->rng >> 7;
-		s->rng ^= s->rng << 17;
-		j = s->rng % (s->seen + 1);
-		if (j < LAT_CAP)
-			s->v[j] = ns;
-	}
-	s->seen++;
-}
-
-/* Percentiles over several threads' samples (frees them). */
-static struct lat lat_merge(struct samples *s, unsigned k)
-{
-	struct lat l = { 0, 0, 0, 0 };
-	size_t total = 0, at = 0;
-	uint64_t *all;
-
-	for (unsigned i = 0; i < k; i++)
-		total += s[i].n;
-	if (total == 0) {
-		for (unsigned i = 0; i < k; i++)
-			free(s[i].v);
-		return l;
-	}
-	all = xmalloc(total * sizeof(*all));
-	for (unsigned i = 0; i < k; i++) {
-		memcpy(all + at, s[i].v, s[i].n * sizeof(*all));
-		at += s[i].n;
-		free(s[i].v);
-		s[i].v = NULL;
-	}
-	ds_sort(all, total);
-	l.p50 = all[total / 2];
-	l.p99 = all[(total * 99) / 100];
-	l.p999 = all[(total * 999) / 1000];
-	l.samples = total;
-	free(all);
-	return l;
-}
-
-static uint64_t measure_timer_overhead(void)
-{
-	enum { S = 100000 };
-	uint64_t *d = xmalloc(S * sizeof(*d)), med;
-
-	for (size_t i = 0; i < S; i++) {
-		uint64_t t0 = bench_now_ns();
-
-		d[i] = bench_now_ns() - t0;
-	}
-	ds_sort(d, S);
-	med = d[S / 2];
-	free(d);
-	return med;
-}
 
 /* ------------------------------------------------------------ reporting */
 
@@ -809,7 +713,7 @@ struct worker {
 	uint64_t ops, t0, t1;
 	uint64_t bad;               /* wrong or missing results */
 	int err;                    /* an engine call failed */
-	struct samples lat;
+	bench_samples lat;
 	uint64_t scan_buf_keys[SCAN_LEN];
 	uint8_t scan_buf_vals[SCAN_LEN * PEER_VAL];
 };
@@ -884,7 +788,7 @@ static void run_ops(struct worker *w, void *t)
 		b = bench_now_ns();
 		i++;
 		ops++;
-		samples_add(&w->lat, b - a);
+		bench_samples_add(&w->lat, b - a);
 		if (b >= deadline)
 			break;
 	}
@@ -990,7 +894,7 @@ static struct result *run_phase(unsigned peer, void *db, enum op_kind kind, cons
 		.sample_every = kind == OPK_PUT ? 1 : SAMPLE_EVERY,
 	};
 	struct worker *w = xcalloc(threads, sizeof(*w));
-	struct samples *s = xcalloc(threads, sizeof(*s));
+	bench_samples *s = xcalloc(threads, sizeof(*s));
 	unsigned total = threads + (with_writer ? 1 : 0);
 	struct writer wr = { .ph = &ph, .cpu = cpu_for(threads, total) };
 	struct machine_load m0, m1;
@@ -1011,7 +915,7 @@ static struct result *run_phase(unsigned peer, void *db, enum op_kind kind, cons
 		w[i].ph = &ph;
 		w[i].id = i;
 		w[i].cpu = cpu_for(i, total);
-		samples_init(&w[i].lat, g_opt.seed ^ (i + 1));
+		bench_samples_init(&w[i].lat, g_opt.seed ^ (i + 1));
 		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
 			perror("pthread_create");
 			exit(1);
@@ -1047,7 +951,7 @@ static struct result *run_phase(unsigned peer, void *db, enum op_kind kind, cons
 		r = result_new(peer, op, attrs, threads);
 		r->ops_per_s = t1 > t0 ? (double)ops * 1e9 / (double)(t1 - t0) : 0;
 		r->others = load_others(&m0, &m1);
-		r->lat = lat_merge(s, threads);
+		r->lat = bench_lat_merge(s, threads);
 		r->has_lat = true;
 		if (with_writer) {
 			double rate = wr.t1 > wr.t0 ? (double)wr.written * 1e9 / (double)(wr.t1 - wr.t0)
@@ -1089,13 +993,13 @@ static void phase_load(unsigned peer, void *db)
 	const struct peer *p = all_peers[peer];
 	void *t = p->thread_open(db);
 	uint8_t *vals = xmalloc(LOAD_BATCH * PEER_VAL);
-	struct samples s;
+	bench_samples s;
 	struct result *r;
 	struct machine_load m0, m1;
 	uint64_t t0, t1, done_ns = 0;
 	bool err = t == NULL;
 
-	samples_init(&s, g_opt.seed);
+	bench_samples_init(&s, g_opt.seed);
 	load_read(&m0);
 	t0 = bench_now_ns();
 	for (size_t off = 0; off < g_w.n && !err; off += LOAD_BATCH) {
@@ -1106,7 +1010,7 @@ static void phase_load(unsigned peer, void *db)
 			make_val(g_w.keys[off + j], 0, vals + j * PEER_VAL);
 		a = bench_now_ns();
 		err = p->write_batch(t, g_w.keys + off, vals, cnt) < 0;
-		samples_add(&s, bench_now_ns() - a);
+		bench_samples_add(&s, bench_now_ns() - a);
 	}
 	if (t)
 		p->thread_close(t);
@@ -1124,7 +1028,7 @@ static void phase_load(unsigned peer, void *db)
 	r = result_new(peer, "load", "", 1);
 	r->ops_per_s = (double)g_w.n * 1e9 / (double)(t1 - t0);
 	r->others = load_others(&m0, &m1);
-	r->lat = lat_merge(&s, 1);
+	r->lat = bench_lat_merge(&s, 1);
 	r->has_lat = true;
 	snprintf(r->extra, sizeof(r->extra), "batch=%d lat_per=batch%s", LOAD_BATCH,
 		 err ? " failed=1" : "");
@@ -1147,7 +1051,7 @@ struct ingester {
 	pthread_t tid;
 	pthread_barrier_t *start;
 	int err;
-	struct samples lat;
+	bench_samples lat;
 };
 
 /* Chunks id, id + INGEST_THREADS, ... of the load order, one ingest per
@@ -1180,7 +1084,7 @@ static void *ingester_main(void *arg)
 				break;
 			}
 			if (timed)
-				samples_add(&g->lat, bench_now_ns() - a);
+				bench_samples_add(&g->lat, bench_now_ns() - a);
 		}
 	}
 	if (t)
@@ -1198,7 +1102,7 @@ static void phase_load_ingest(unsigned peer, const char *dir)
 	const struct peer *p = all_peers[peer];
 	struct peer_config cfg = { .dir = dir, .n = g_w.n, .sync = false };
 	struct ingester g[INGEST_THREADS];
-	struct samples s[INGEST_THREADS];
+	bench_samples s[INGEST_THREADS];
 	pthread_barrier_t start;
 	struct result *r;
 	struct machine_load m0, m1;
@@ -1215,7 +1119,7 @@ static void phase_load_ingest(unsigned peer, const char *dir)
 	for (unsigned i = 0; i < INGEST_THREADS; i++) {
 		g[i] = (struct ingester){ .p = p, .db = db, .id = i,
 					  .cpu = cpu_for(i, INGEST_THREADS), .start = &start };
-		samples_init(&g[i].lat, g_opt.seed ^ (i + 7));
+		bench_samples_init(&g[i].lat, g_opt.seed ^ (i + 7));
 		if (pthread_create(&g[i].tid, NULL, ingester_main, &g[i]) != 0) {
 			perror("pthread_create");
 			exit(1);
@@ -1248,7 +1152,7 @@ static void phase_load_ingest(unsigned peer, const char *dir)
 	make_match(r->match, sizeof(r->match), "load", "", 1);
 	r->ops_per_s = (double)g_w.n * 1e9 / (double)(t1 - t0);
 	r->others = load_others(&m0, &m1);
-	r->lat = lat_merge(s, INGEST_THREADS);
+	r->lat = bench_lat_merge(s, INGEST_THREADS);
 	r->has_lat = true;
 	snprintf(r->extra, sizeof(r->extra),
 		 "lat_per=ingest_call queued_s=%.3f flush_s=%.3f close_s=%.3f%s",
@@ -1672,7 +1576,7 @@ int main(int argc, char **argv)
 	printf("# bench_engine: OmenDB against RocksDB, LMDB, SQLite and a sorted array, "
 	       "one process, same workload\n");
 	print_machine();
-	g_timer_ns = measure_timer_overhead();
+	g_timer_ns = bench_timer_overhead_ns();
 	pick_cpus();
 	printf("# n=%zu dist=%s seconds=%.2f seed=%" PRIu64 " sync_threads=%u batch=%d "
 	       "scan_len=%d latency: 1 op in %d timed (put_sync: every op), timer_overhead_ns=%"

@@ -59,7 +59,7 @@
  *
  * Measurement (as bench_engine): ops/s is operations over the wall time
  * from the first thread's start to the last thread's end; one get in
- * SAMPLE_EVERY is timed alone with a clock_gettime pair (at most LAT_CAP
+ * SAMPLE_EVERY is timed alone with a clock_gettime pair (at most BENCH_LAT_CAP
  * samples per thread, reservoir-sampled beyond), the timer's own cost
  * included and printed.  The readers are pinned one per CPU when they fit;
  * the engines' threads (shard workers, the aggregator, RocksDB's jobs) are
@@ -104,7 +104,6 @@
 #define MAX_ROUNDS       9
 #define LOAD_BATCH       1000
 #define SAMPLE_EVERY     16         /* one get in this many is timed alone */
-#define LAT_CAP          (1u << 20) /* latency samples kept per thread */
 #define MAX_THREADS      2
 #define ZIPF_THETA       0.99
 #define BUDGET_PCT       10         /* memory_budget, % of the resident value bytes */
@@ -144,16 +143,12 @@ struct workload {
 	uint64_t *zipf_scrambled;  /* rank r -> the r-th key of a random permutation */
 };
 
-struct lat {
-	uint64_t p50, p99, p999;
-	size_t samples;
-};
 
 /* One timed run of readers. */
 struct measure {
 	double ops_per_s;
 	uint64_t ops;
-	struct lat lat;
+	bench_lat lat;
 	double others;             /* CPUs' worth of other work meanwhile; -1 unknown */
 };
 
@@ -333,14 +328,7 @@ static double settle(void)
 /* The readers run one per usable CPU when they fit (bench_engine's rule). */
 static void pick_cpus(void)
 {
-	cpu_set_t set;
-
-	g_ncpus = 0;
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return;
-	for (int i = 0; i < CPU_SETSIZE && g_ncpus < MAX_THREADS; i++)
-		if (CPU_ISSET(i, &set))
-			g_cpus[g_ncpus++] = i;
+	g_ncpus = bench_usable_cpus(g_cpus, MAX_THREADS);
 }
 
 static int cpu_for(unsigned i, unsigned total)
@@ -350,92 +338,11 @@ static int cpu_for(unsigned i, unsigned total)
 
 static void pin_self(int cpu)
 {
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
-		fprintf(stderr, "bench_temperature: cannot pin a thread to cpu%d\n", cpu);
+	bench_pin_self(cpu, "bench_temperature");
 }
 
 /* -------------------------------------------------------------- latencies */
 
-struct samples {
-	uint64_t *v;
-	size_t n;               /* kept, <= LAT_CAP */
-	uint64_t seen;          /* offered          */
-	uint64_t rng;           /* reservoir        */
-};
-
-static void samples_init(struct samples *s, uint64_t seed)
-{
-	s->v = xmalloc(LAT_CAP * sizeof(*s->v));
-	s->n = 0;
-	s->seen = 0;
-	s->rng = seed | 1;
-}
-
-static inline void samples_add(struct samples *s, uint64_t ns)
-{
-	if (s->n < LAT_CAP) {
-		s->v[s->n++] = ns;
-	} else {
-		uint64_t j;
-
-		s->rng ^= s->rng << 13;
-		s->rng ^= s->rng >> 7;
-		s->rng ^= s->rng << 17;
-		j = s->rng % (s->seen + 1);
-		if (j < LAT_CAP)
-			s->v[j] = ns;
-	}
-	s->seen++;
-}
-
-/* Percentiles over k threads' samples (frees them). */
-static struct lat lat_merge(struct samples *s, unsigned k)
-{
-	struct lat l = { 0, 0, 0, 0 };
-	size_t total = 0, at = 0;
-	uint64_t *all;
-
-	for (unsigned i = 0; i < k; i++)
-		total += s[i].n;
-	all = xmalloc(total * sizeof(*all));
-	for (unsigned i = 0; i < k; i++) {
-		memcpy(all + at, s[i].v, s[i].n * sizeof(*all));
-		at += s[i].n;
-		free(s[i].v);
-		s[i].v = NULL;
-	}
-	if (total) {
-		ds_sort(all, total);
-		l.p50 = all[total / 2];
-		l.p99 = all[(total * 99) / 100];
-		l.p999 = all[(total * 999) / 1000];
-		l.samples = total;
-	}
-	free(all);
-	return l;
-}
-
-static uint64_t measure_timer_overhead(void)
-{
-	enum { S = 100000 };
-	uint64_t *d = xmalloc(S * sizeof(*d)), med;
-
-	for (size_t i = 0; i < S; i++) {
-		uint64_t t0 = bench_now_ns();
-
-		d[i] = bench_now_ns() - t0;
-	}
-	ds_sort(d, S);
-	med = d[S / 2];
-	free(d);
-	return med;
-}
 
 /* ---------------------------------------------------------------- readers */
 
@@ -461,7 +368,7 @@ struct reader {
 	int cpu;
 	uint64_t ops, t0, t1, bad;
 	int err;
-	struct samples lat;
+	bench_samples lat;
 };
 
 static void reader_run(struct reader *r, void *t)
@@ -492,7 +399,7 @@ static void reader_run(struct reader *r, void *t)
 			goto bad;
 		i++;
 		ops++;
-		samples_add(&r->lat, b - a);
+		bench_samples_add(&r->lat, b - a);
 		if (b >= deadline)
 			break;
 	}
@@ -536,7 +443,7 @@ static struct measure run_reads(const struct peer *p, void *db, const uint64_t *
 		.threads = threads, .run_ns = (uint64_t)(seconds * 1e9),
 	};
 	struct reader r[MAX_THREADS];
-	struct samples s[MAX_THREADS];
+	bench_samples s[MAX_THREADS];
 	struct machine_load m0, m1;
 	struct measure m = { 0, 0, { 0, 0, 0, 0 }, -1 };
 	uint64_t t0 = UINT64_MAX, t1 = 0;
@@ -548,7 +455,7 @@ static struct measure run_reads(const struct peer *p, void *db, const uint64_t *
 		r[i].ph = &ph;
 		r[i].id = i;
 		r[i].cpu = cpu_for(i, threads);
-		samples_init(&r[i].lat, g_opt.seed ^ (i + 1));
+		bench_samples_init(&r[i].lat, g_opt.seed ^ (i + 1));
 		if (pthread_create(&r[i].tid, NULL, reader_main, &r[i]) != 0)
 			die("pthread_create: %s", strerror(errno));
 	}
@@ -566,7 +473,7 @@ static struct measure run_reads(const struct peer *p, void *db, const uint64_t *
 	load_read(&m1);
 	pthread_barrier_destroy(&ph.start);
 	m.ops_per_s = t1 > t0 ? (double)m.ops * 1e9 / (double)(t1 - t0) : 0;
-	m.lat = lat_merge(s, threads);
+	m.lat = bench_lat_merge(s, threads);
 	m.others = load_others(&m0, &m1);
 	if (base)
 		*base += m.ops;
@@ -1289,7 +1196,7 @@ int main(int argc, char **argv)
 	printf(" cflags=\"%s\"", OMEN_BUILD_CFLAGS);
 #endif
 	printf("\n");
-	g_timer_ns = measure_timer_overhead();
+	g_timer_ns = bench_timer_overhead_ns();
 	pick_cpus();
 	printf("# n=%zu value_bytes=%d seconds=%.2f seed=%" PRIu64 " rounds=%u zipf_theta=%.2f "
 	       "budget=%d%% of the resident value bytes; OmenDB default options (shards = CPUs, "

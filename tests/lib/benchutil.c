@@ -1,7 +1,12 @@
 /*
  * tests/lib/benchutil.c — see benchutil.h.
  */
+#define _GNU_SOURCE /* sched_getaffinity, pthread_setaffinity_np */
 #include "tests/lib/benchutil.h"
+#include "tests/lib/datasets.h"
+
+#include <pthread.h>
+#include <sched.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,4 +83,90 @@ void bench_machine_get(bench_machine *m)
 	}
 	if (f)
 		fclose(f);
+}
+
+unsigned bench_usable_cpus(int *cpus, unsigned max)
+{
+	cpu_set_t set;
+	unsigned n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 0;
+	for (int i = 0; i < CPU_SETSIZE && n < max; i++)
+		if (CPU_ISSET(i, &set))
+			cpus[n++] = i;
+	return n;
+}
+
+void bench_pin_self(int cpu, const char *prog)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+		fprintf(stderr, "%s: cannot pin a thread to cpu%d\n", prog, cpu);
+}
+
+static void *bench_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p) {
+		fprintf(stderr, "benchmark: out of memory (%zu bytes)\n", n);
+		exit(1);
+	}
+	return p;
+}
+
+uint64_t bench_timer_overhead_ns(void)
+{
+	enum { S = 100000 };
+	uint64_t *d = bench_xmalloc(S * sizeof(*d)), med;
+
+	for (size_t i = 0; i < S; i++) {
+		uint64_t t0 = bench_now_ns();
+
+		d[i] = bench_now_ns() - t0;
+	}
+	ds_sort(d, S);
+	med = d[S / 2];
+	free(d);
+	return med;
+}
+
+void bench_samples_init(bench_samples *s, uint64_t seed)
+{
+	s->v = bench_xmalloc(BENCH_LAT_CAP * sizeof(*s->v));
+	s->n = 0;
+	s->seen = 0;
+	s->rng = seed | 1;
+}
+
+bench_lat bench_lat_merge(bench_samples *s, unsigned k)
+{
+	bench_lat l = { 0, 0, 0, 0 };
+	size_t total = 0, at = 0;
+	uint64_t *all;
+
+	for (unsigned i = 0; i < k; i++)
+		total += s[i].n;
+	all = bench_xmalloc(total * sizeof(*all));
+	for (unsigned i = 0; i < k; i++) {
+		memcpy(all + at, s[i].v, s[i].n * sizeof(*all));
+		at += s[i].n;
+		free(s[i].v);
+		s[i].v = NULL;
+	}
+	if (total) {
+		ds_sort(all, total);
+		l.p50 = all[total / 2];
+		l.p99 = all[(total * 99) / 100];
+		l.p999 = all[(total * 999) / 1000];
+		l.samples = total;
+	}
+	free(all);
+	return l;
 }
